@@ -1,0 +1,109 @@
+"""Command lines for single-source SYCL compilers (icpx, intel-llvm, acpp...).
+
+Every flag comes from the family's YAML ('flags' and the per-image 'target',
+'arch', 'backend_args' under 'capabilities'); nothing here names a family.
+Runtime-compiler families (oneapi-pip) build device images inside a program,
+not with a command line: asking for one is a SyclforgeError.
+
+By default the images are those the toolchain puts in one binary for the
+target (Detected.plan(target).images); pass images=[...] to build another
+subset, e.g. one module per x86 ISA where a family holds one native CPU
+image per binary.
+
+Imports no SCons.
+"""
+from .errors import SyclforgeError
+
+
+def _check(det):
+    if det.family.kind != "single-source":
+        raise SyclforgeError(
+            f"{det.name} is a {det.family.kind} toolchain: it builds device images at run "
+            f"time, not with compile/link command lines")
+    if not det.available:
+        raise SyclforgeError(f"{det.name} is not available: {det.reason}")
+
+
+def _images(det, target, images):
+    """The image ids to build, checked against what det can produce."""
+    if images is None:
+        why = det.why_not(target)
+        if why:
+            raise SyclforgeError(f"{det.name} cannot build {target.name}: {why}")
+        return list(det.plan(target).images)
+    images = list(images)
+    if not images:
+        raise SyclforgeError(f"{det.name}: no images asked for {target.name}")
+    bad = [i for i in images if not det.can_produce(target.vendor, i)]
+    if bad:
+        raise SyclforgeError(f"{det.name} cannot produce {', '.join(bad)} for "
+                             f"{target.vendor}: it makes "
+                             f"{', '.join(det.capabilities.get(target.vendor, [])) or 'none'}")
+    caps = det.family.vendor_caps(target.vendor)
+    limit = caps.get("max_native_per_binary")
+    natives = [i for i in images if det.family.image_spec(target.vendor, i)[0] == "native"]
+    if limit is not None and len(natives) > limit:
+        raise SyclforgeError(f"{det.name} holds at most {limit} native {target.vendor} "
+                             f"image(s) per binary, asked for {', '.join(natives)}: "
+                             f"{' '.join(caps.get('limitation', '').split())}")
+    return images
+
+
+def _device_words(det, target, images, stage):
+    device = det.family.data["flags"]["device"]
+    parts = device.get(stage, ["always", "targets", "backend"])
+    groups = {}           # target string -> archs, in first-seen order
+    backend_args = {}     # target string -> args
+    for image_id in _images(det, target, images):
+        _, spec = det.family.image_spec(target.vendor, image_id)
+        if "target" not in spec:          # 'implied': comes with the others
+            continue
+        archs = groups.setdefault(spec["target"], [])
+        if spec.get("arch") and spec["arch"] not in archs:
+            archs.append(spec["arch"])
+        args = backend_args.setdefault(spec["target"], [])
+        args += [a for a in spec.get("backend_args", []) if a not in args]
+    words = []
+    if "always" in parts:
+        words += device.get("always", [])
+    if "targets" in parts and groups:
+        fmt = device["targets"]
+        arch_join = fmt.get("arch_join", ",")
+        listed = [t if not archs else f"{t}:{arch_join.join(archs)}"
+                  for t, archs in groups.items()]
+        words.append(fmt["format"].replace("{}", fmt["join"].join(listed)))
+    if "backend" in parts and device.get("backend"):
+        for t, args in backend_args.items():
+            if args:
+                words += [w.replace("{target}", t).replace("{args}", " ".join(args))
+                          for w in device["backend"]]
+    return words
+
+
+def device_flags(det, target, *, images=None):
+    """Every device flag for target (as given at link time), e.g.
+    ['-fsycl', '-fsycl-targets=nvidia_gpu_sm_90,nvidia_gpu_sm_80'] or
+    ['--acpp-targets=cuda:sm_90,sm_80']."""
+    _check(det)
+    return _device_words(det, target, images, "link")
+
+
+def compile_command(det, target, src, obj, *, includes=(), defines=(), extra=(), images=None):
+    """argv compiling one source file to an object holding device code for target."""
+    _check(det)
+    flags = det.family.data["flags"]
+    return ([det.path, *flags.get("compile", []), *_device_words(det, target, images, "compile"),
+             *[f"-I{i}" for i in includes], *[f"-D{d}" for d in defines], *map(str, extra),
+             "-c", str(src), "-o", str(obj)])
+
+
+def link_command(det, target, objs, out, *, shared=False, libdirs=(), libs=(), rpaths=(),
+                 extra=(), images=None):
+    """argv linking objects into the fat binary (or shared library) for target."""
+    _check(det)
+    flags = det.family.data["flags"]
+    return ([det.path, *(["-shared"] if shared else []),
+             *_device_words(det, target, images, "link"), *flags.get("link", []),
+             *map(str, objs), "-o", str(out),
+             *[f"-L{d}" for d in libdirs], *[f"-Wl,-rpath,{r}" for r in rpaths],
+             *[f"-l{lib}" for lib in libs], *map(str, extra)])

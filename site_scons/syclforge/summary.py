@@ -1,0 +1,34 @@
+"""The table `scons target=...` ends with: one row per target."""
+from dataclasses import dataclass
+
+
+@dataclass
+class Row:
+    target: str
+    status: str          # BUILT, FAILED or SKIPPED
+    toolchain: str = ""
+    images: tuple = ()
+    reason: str = ""
+
+
+def format_summary(rows):
+    """A plain-text table; SKIPPED and FAILED rows carry their reason."""
+    header = ("target", "status", "toolchain", "images / reason")
+    body = []
+    for r in rows:
+        detail = ", ".join(r.images) if r.status == "BUILT" else r.reason
+        body.append((r.target, r.status, r.toolchain or "-", detail))
+    widths = [max(len(x[i]) for x in [header] + body) for i in range(3)]
+    lines = []
+    for cells in [header] + body:
+        lines.append("  ".join(c.ljust(w) for c, w in zip(cells, widths)) + "  " + cells[3])
+    lines.insert(1, "  ".join("-" * w for w in widths) + "  " + "-" * len(header[3]))
+    return "\n".join(l.rstrip() for l in lines)
+
+
+def status_of(target, planned, failed_paths, build_root="build"):
+    """BUILT unless some failed node lies under build/<target>/."""
+    if not planned:
+        return "SKIPPED"
+    prefix = f"{build_root}/{target}/"
+    return "FAILED" if any(p.replace("\\", "/").startswith(prefix) or f"/{prefix}" in p for p in failed_paths) else "BUILT"

@@ -1,0 +1,88 @@
+"""The real path: oneapi-pip builds cpu-x86 on this machine and kl-info runs
+every image this CPU can run. Never skipped: any x86-64 machine has it."""
+import re
+
+import pytest
+
+from helpers import REPO, copy_checkout, run, scons
+
+KL_INFO = REPO / "build" / "cpu-x86" / "bin" / "kl-info"
+
+
+@pytest.fixture(scope="session")
+def built():
+    """`scons target=all` in the repository, as the README says."""
+    proc = scons("target=all")
+    return proc
+
+
+def cpu_flags():
+    text = open("/proc/cpuinfo").read()
+    return set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split())
+
+
+def test_build_all_summarises_every_target(built):
+    out = built.stdout
+    assert re.search(r"^cpu-x86\s+BUILT\s+oneapi-pip\s+avx512, avx2, sse4.2, spirv$", out, re.M), out
+    for gpu in ("intel-gpu", "nvidia", "amd"):
+        row = re.search(rf"^{gpu}\s+SKIPPED\s+-\s+(.+)$", out, re.M)
+        assert row, f"no SKIPPED row for {gpu}:\n{out}"
+        assert len(row.group(1)) > 10  # a reason, not a blank
+
+
+def test_kl_info_runs_best_native_image(built):
+    proc = run([KL_INFO], env={"SYCLFORGE_VERBOSE": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    flags = cpu_flags()
+    want = "avx512" if "avx512f" in flags else "avx2" if "avx2" in flags else "sse4.2"
+    assert re.search(rf'^syclforge: device="[^"]+" image={re.escape(want)}$', proc.stderr, re.M), proc.stderr
+    assert re.search(r"^  saxpy\s+PASS", proc.stdout, re.M)
+    if "avx512f" not in flags:  # the loader tried avx512 first and fell back
+        assert re.search(r"avx512\s+refused: CL_INVALID_BINARY", proc.stdout), proc.stdout
+
+
+@pytest.mark.parametrize("image", ["spirv", "sse4.2", "avx2"])
+def test_forced_image_passes(built, image):
+    if image == "avx2" and "avx2" not in cpu_flags():
+        pytest.skip("this CPU has no AVX2")
+    proc = run([KL_INFO], env={"SYCLFORGE_IMAGE": image, "SYCLFORGE_VERBOSE": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"image={image}\n" in proc.stderr
+    assert "0 failed" in proc.stdout
+
+
+def test_forcing_an_image_the_cpu_cannot_run_is_a_clear_error(built):
+    if "avx512f" in cpu_flags():
+        pytest.skip("this CPU runs AVX-512; nothing to refuse")
+    proc = run([KL_INFO], env={"SYCLFORGE_IMAGE": "avx512"})
+    assert proc.returncode == 2
+    assert "SYCLFORGE_IMAGE=avx512 cannot run on device" in proc.stderr
+    assert "CL_INVALID_BINARY" in proc.stderr
+    assert "Traceback" not in proc.stderr and "terminate called" not in proc.stderr
+
+
+def test_forcing_an_unknown_image_lists_the_real_ones(built):
+    proc = run([KL_INFO], env={"SYCLFORGE_IMAGE": "sm_90"})
+    assert proc.returncode == 2
+    assert "no such image in this binary (it holds: avx512, avx2, sse4.2, spirv)" in proc.stderr
+
+
+def test_second_build_is_a_noop(built):
+    proc = scons("target=all", "--debug=explain")
+    assert "Rebuilding" not in proc.stdout and "because" not in proc.stdout, proc.stdout
+    for step in ("CXX ", "SPIRV ", "AOT ", "LINK "):
+        assert step not in proc.stdout, proc.stdout
+    assert re.search(r"^cpu-x86\s+BUILT", proc.stdout, re.M)
+
+
+def test_clean_checkout_rebuilds_from_cache(built, tmp_path):
+    cache = tmp_path / "cache"
+    first = copy_checkout(tmp_path / "a")
+    scons("target=cpu-x86", f"cache={cache}", cwd=first)
+    second = copy_checkout(tmp_path / "b")
+    proc = scons("target=cpu-x86", f"cache={cache}", cwd=second)
+    assert "Retrieved" in proc.stdout, proc.stdout
+    for step in ("CXX ", "SPIRV ", "AOT ", "LINK "):
+        assert step not in proc.stdout, proc.stdout
+    prog = second / "build" / "cpu-x86" / "bin" / "kl-info"
+    assert run([prog]).returncode == 0

@@ -1,0 +1,227 @@
+"""Bazel-style resolution: preference order, complete-before-partial, pins,
+and an explanation that accounts for every SYCL toolchain."""
+from pathlib import Path
+
+import pytest
+
+import fakes
+from syclforge import toolchains as tc
+from syclforge.errors import SyclforgeError
+from syclforge.model import Image, Target
+from syclforge.resolve import Resolution, Verdict, explain, resolve
+
+REPO = Path(__file__).resolve().parent.parent
+
+CPU_X86 = Target("cpu-x86", "x86 CPUs", "x86", "cpu",
+                 (Image("avx512", "native"), Image("avx2", "native"),
+                  Image("sse4.2", "native"), Image("spirv", "portable")))
+INTEL_GPU = Target("intel-gpu", "Intel GPUs", "intel", "gpu",
+                   (Image("pvc", "native"), Image("dg2", "native"), Image("spirv", "portable")))
+NVIDIA = Target("nvidia", "NVIDIA GPUs", "nvidia", "gpu",
+                (Image("sm_90", "native"), Image("sm_80", "native"), Image("ptx", "portable")))
+AMD = Target("amd", "AMD GPUs", "amd", "gpu", (Image("gfx942", "native"), Image("gfx90a", "native")))
+
+FAMILIES = {f.name: f for f in tc.load_families(REPO / "toolchains")}
+
+NOT_INSTALLED = "not installed: no {0} on PATH"
+GPU_REASON = FAMILIES["oneapi-pip"].data["unsupported"]
+
+
+def det(name, available=True, caps=None, unsupported=None, version="1.0.0"):
+    """A Detected built directly (no tools run)."""
+    fam = FAMILIES[name]
+    if not available:
+        return tc.Detected(name, fam, False, reason=NOT_INSTALLED.format(name))
+    return tc.Detected(name, fam, True, version=version, path=f"/opt/{name}/bin/{name}",
+                       capabilities=caps or {}, unsupported=unsupported or {})
+
+
+ICPX_ALL = {"x86": ["avx512", "avx2", "sse4.2", "spirv"], "intel": ["pvc", "dg2", "spirv"],
+            "nvidia": ["sm_90", "sm_80", "ptx"], "amd": ["gfx942", "gfx90a"]}
+PIP = {"x86": ["avx512", "avx2", "sse4.2", "spirv"]}
+PIP_UNSUPPORTED = dict(GPU_REASON)
+ACPP_CAPS = {"nvidia": ["sm_90", "sm_80", "ptx"], "amd": ["gfx942", "gfx90a"]}
+ACPP_UNSUPPORTED = dict(FAMILIES["acpp"].data["unsupported"])
+
+
+def everything():
+    return [det("gcc"), det("icpx", caps=ICPX_ALL), det("intel-llvm", caps=ICPX_ALL),
+            det("acpp", caps=ACPP_CAPS, unsupported=ACPP_UNSUPPORTED),
+            det("oneapi-pip", caps=PIP, unsupported=PIP_UNSUPPORTED)]
+
+
+def reasons(res):
+    return {v.toolchain: v.reason for v in res.verdicts}
+
+
+def test_first_complete_toolchain_in_preference_order_wins():
+    res = resolve(NVIDIA, everything())
+    assert res.ok and res.toolchain.name == "icpx"
+    assert res.images == ("sm_90", "sm_80", "ptx") and res.dropped == ()
+    assert [v.toolchain for v in res.verdicts] == ["icpx", "intel-llvm", "acpp", "oneapi-pip"]
+    assert reasons(res) == {
+        "icpx": "accepted: builds sm_90, sm_80, ptx",
+        "intel-llvm": "not selected: icpx preferred",
+        "acpp": "not selected: icpx preferred",
+        "oneapi-pip": "refused: cannot produce sm_90, sm_80, ptx: " + GPU_REASON["nvidia"],
+    }
+    assert [v.accepted for v in res.verdicts] == [True, False, False, False]
+    assert [v.status for v in res.verdicts] == ["accepted", "not selected", "not selected",
+                                                "refused"]
+    assert res.skip_reason is None
+
+
+def test_unavailable_ones_are_skipped_with_their_reason():
+    detected = [det("icpx", available=False), det("intel-llvm", available=False),
+                det("acpp", caps=ACPP_CAPS, unsupported=ACPP_UNSUPPORTED),
+                det("oneapi-pip", caps=PIP, unsupported=PIP_UNSUPPORTED)]
+    res = resolve(AMD, detected)
+    assert res.toolchain.name == "acpp"
+    assert reasons(res)["icpx"] == "refused: not installed: no icpx on PATH"
+    assert reasons(res)["acpp"] == "accepted: builds gfx942, gfx90a"
+
+
+def test_complete_binary_beats_earlier_partial_one():
+    # DPC++ holds one spir64_x86_64 image: oneapi-pip builds all four.
+    res = resolve(CPU_X86, everything())
+    assert res.toolchain.name == "oneapi-pip"
+    assert res.images == ("avx512", "avx2", "sse4.2", "spirv")
+    assert reasons(res)["icpx"] == (
+        "not selected: oneapi-pip builds all of avx512, avx2, sse4.2, spirv in one binary; "
+        "icpx would build only avx512, spirv")
+    assert reasons(res)["acpp"].startswith("refused: cannot produce avx512, avx2, sse4.2, spirv: "
+                                           "AdaptiveCpp builds CPU code for the host CPU")
+
+
+def test_partial_toolchain_selected_when_nothing_builds_all():
+    res = resolve(CPU_X86, [det("icpx", caps=ICPX_ALL), det("intel-llvm", caps=ICPX_ALL),
+                            det("oneapi-pip", available=False)])
+    assert res.ok and res.toolchain.name == "icpx"
+    assert res.images == ("avx512", "spirv") and res.dropped == ("avx2", "sse4.2")
+    assert "one spir64_x86_64 image per binary" in res.note
+    accepted = reasons(res)["icpx"]
+    assert accepted.startswith("accepted: builds avx512, spirv (not avx2, sse4.2 in the same "
+                               "binary: DPC++ embeds one spir64_x86_64 image per binary")
+    assert "\n" not in accepted
+    assert reasons(res)["intel-llvm"] == "not selected: icpx preferred"
+    text = explain(res)
+    assert "Selected icpx 1.0.0 (/opt/icpx/bin/icpx): images avx512, spirv" in text
+    assert "  not in this binary: avx2, sse4.2" in text
+
+
+def test_nothing_can_build_gives_one_line_skip_reason():
+    detected = [det("gcc"), det("icpx", available=False), det("intel-llvm", available=False),
+                det("acpp", caps={"nvidia": ["sm_90", "sm_80", "ptx"]},
+                    unsupported={**ACPP_UNSUPPORTED, "amd": "needs the HIP runtime backend"}),
+                det("oneapi-pip", caps=PIP, unsupported=PIP_UNSUPPORTED)]
+    res = resolve(AMD, detected)
+    assert not res.ok and res.toolchain is None and res.images == ()
+    assert res.skip_reason == (
+        "no toolchain can build amd: "
+        "icpx: not installed: no icpx on PATH; "
+        "intel-llvm: not installed: no intel-llvm on PATH; "
+        "acpp: cannot produce gfx942, gfx90a: needs the HIP runtime backend; "
+        "oneapi-pip: cannot produce gfx942, gfx90a: " + GPU_REASON["amd"])
+    assert "\n" not in res.skip_reason
+    assert ("No toolchain selected for amd: icpx, intel-llvm: not installed; "
+            "acpp, oneapi-pip: cannot produce gfx942, gfx90a") in explain(res)
+    assert res.brief_reason == ("icpx, intel-llvm: not installed; "
+                                "acpp, oneapi-pip: cannot produce gfx942, gfx90a")
+
+
+def test_image_a_family_does_not_list_is_refused():
+    target = Target("nv-new", "x", "nvidia", "gpu", (Image("sm_100", "native"), Image("ptx", "portable")))
+    res = resolve(target, [det("icpx", caps=ICPX_ALL)])
+    assert not res.ok
+    assert reasons(res)["icpx"] == "refused: cannot produce sm_100: its nvidia images are sm_90, sm_80, ptx"
+
+
+def test_pin_considers_only_that_toolchain():
+    res = resolve(NVIDIA, everything(), pin="acpp")
+    assert res.ok and res.toolchain.name == "acpp" and res.pinned == "acpp"
+    assert reasons(res) == {
+        "icpx": "not considered: toolchain=acpp pinned",
+        "intel-llvm": "not considered: toolchain=acpp pinned",
+        "acpp": "accepted: builds sm_90, sm_80, ptx",
+        "oneapi-pip": "not considered: toolchain=acpp pinned",
+    }
+    text = explain(res)
+    assert "toolchain=acpp pinned" in text.splitlines()[1]
+
+
+def test_pin_that_cannot_serve():
+    res = resolve(NVIDIA, everything(), pin="oneapi-pip")
+    assert not res.ok and res.pinned == "oneapi-pip"
+    assert res.skip_reason == ("toolchain=oneapi-pip was pinned but cannot serve nvidia: "
+                               "cannot produce sm_90, sm_80, ptx: " + GPU_REASON["nvidia"])
+    res = resolve(NVIDIA, [det("icpx", available=False), det("oneapi-pip", caps=PIP)], pin="icpx")
+    assert res.skip_reason == ("toolchain=icpx was pinned but cannot serve nvidia: "
+                               "not installed: no icpx on PATH")
+
+
+def test_pin_of_partial_toolchain_is_served_partially():
+    res = resolve(CPU_X86, everything(), pin="intel-llvm")
+    assert res.toolchain.name == "intel-llvm"
+    assert res.images == ("avx512", "spirv")
+
+
+def test_unknown_pin_lists_known_toolchains():
+    with pytest.raises(SyclforgeError) as e:
+        resolve(NVIDIA, everything(), pin="acp")
+    assert str(e.value) == ("toolchain=acp: unknown toolchain (did you mean acpp?); known SYCL "
+                            "toolchains: icpx, intel-llvm, acpp, oneapi-pip")
+    with pytest.raises(SyclforgeError) as e:
+        resolve(NVIDIA, everything(), pin="gcc")
+    assert str(e.value).startswith("toolchain=gcc: gcc is a host C++ compiler, not a SYCL toolchain; "
+                                   "known SYCL toolchains: icpx, intel-llvm, acpp, oneapi-pip")
+
+
+def test_explain_lists_every_family_with_its_verdict():
+    res = resolve(INTEL_GPU, everything())
+    lines = explain(res).splitlines()
+    assert lines[0] == ("Toolchain resolution for target intel-gpu (vendor intel, gpu; "
+                        "images pvc, dg2, spirv (portable))")
+    body = lines[1:5]
+    assert [l.split()[0] for l in body] == ["icpx", "intel-llvm", "acpp", "oneapi-pip"]
+    assert body[0].split(None, 2)[1:] == ["ACCEPTED:", "builds pvc, dg2, spirv"]
+    assert body[1].split(None, 1)[1] == "not selected: icpx preferred"
+    assert body[2].split(None, 1)[1].startswith("refused: cannot produce pvc, dg2, spirv: "
+                                                "AdaptiveCpp reaches Intel GPUs only")
+    assert body[3].split(None, 1)[1] == ("refused: cannot produce pvc, dg2, spirv: "
+                                         + GPU_REASON["intel"])
+    assert lines[5] == "Selected icpx 1.0.0 (/opt/icpx/bin/icpx): images pvc, dg2, spirv"
+    assert len(lines) == 6
+
+
+def test_host_compilers_are_never_candidates():
+    res = resolve(CPU_X86, [det("gcc"), det("clang")])
+    assert not res.ok and res.verdicts == []
+    assert res.skip_reason == "no toolchain can build cpu-x86: no SYCL toolchain families are loaded"
+
+
+def test_resolution_on_this_machine(tmp_path):
+    """The real oneapi-pip in .venv serves cpu-x86; GPUs are skipped (no
+    GPU compilers installed here)."""
+    env = {"PATH": "/usr/bin:/bin"}
+    detected = tc.detect(list(FAMILIES.values()), environ=env, python_prefix=REPO / ".venv")
+    cpu = resolve(CPU_X86, detected)
+    assert cpu.ok and cpu.toolchain.name == "oneapi-pip" and cpu.toolchain.version == "2025.3.3"
+    assert cpu.images == ("avx512", "avx2", "sse4.2", "spirv")
+    gpu = resolve(NVIDIA, detected)
+    assert not gpu.ok
+    assert gpu.skip_reason.startswith("no toolchain can build nvidia: icpx: not installed: ")
+    assert "; oneapi-pip: cannot produce sm_90, sm_80, ptx: the PyPI runtime has no GPU backend" \
+        in gpu.skip_reason
+
+
+def test_resolution_with_fakes_end_to_end(tmp_path):
+    icpx = fakes.fake_icpx(tmp_path / "oneapi", plugins=())           # no CUDA plugin
+    acpp = fakes.fake_acpp(tmp_path / "acpp", backends=("omp", "cuda"))
+    env = fakes.fake_env(Path(icpx).parent, Path(acpp).parent)
+    detected = tc.detect(list(FAMILIES.values()), environ=env, python_prefix=tmp_path / "none")
+    res = resolve(NVIDIA, detected)
+    assert res.toolchain.name == "acpp"
+    assert reasons(res)["icpx"].startswith(
+        "refused: cannot produce sm_90, sm_80, ptx: needs Codeplay's oneAPI for NVIDIA GPUs plugin")
+    assert resolve(INTEL_GPU, detected).toolchain.name == "icpx"
+    assert isinstance(res, Resolution) and all(isinstance(v, Verdict) for v in res.verdicts)
