@@ -1,0 +1,101 @@
+"""The SCons glue against fake icpx / intel-llvm / acpp: resolution picks
+them for GPU targets, and the builders call them with the exact device flags
+of their family file. The fakes record argv and write their -o output."""
+import os
+import re
+
+import pytest
+
+import fakes
+from helpers import copy_checkout, scons
+
+
+@pytest.fixture
+def checkout(tmp_path):
+    return copy_checkout(tmp_path / "src")
+
+
+def env_with(bin_dir, log):
+    # Fakes first; the real g++ and the oneapi-pip venv stay reachable.
+    return {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}", "FAKE_ARGV_LOG": str(log)}
+
+
+def sycl_calls(log, tool):
+    return [argv for argv in fakes.read_argv_log(log) if os.path.basename(argv[0]) == tool
+            and "--version" not in argv and "--acpp-version" not in argv]
+
+
+def test_icpx_builds_nvidia_with_its_device_flags(checkout, tmp_path):
+    icpx = fakes.fake_icpx(tmp_path / "oneapi", plugins=("cuda",))
+    log = tmp_path / "argv.jsonl"
+    proc = scons("target=nvidia", cwd=checkout, env=env_with(os.path.dirname(icpx), log))
+    assert re.search(r"^nvidia\s+BUILT\s+icpx\s+sm_90, sm_80, ptx$", proc.stdout, re.M), proc.stdout
+    calls = sycl_calls(log, "icpx")
+    compiles = [c for c in calls if "-c" in c]
+    links = [c for c in calls if "-c" not in c]
+    # kernel library (common, launch_lambda) and kl-info
+    assert len(compiles) == 3 and len(links) == 2, calls
+    for argv in compiles + links:
+        assert "-fsycl" in argv and "-fsycl-targets=nvidia_gpu_sm_90,nvidia_gpu_sm_80" in argv, argv
+    assert any("-DKL_BUILD_TOOLCHAIN=\"icpx\"" in a for a in compiles[0]), compiles[0]
+    assert (checkout / "build" / "nvidia" / "bin" / "kl-info").exists()
+    assert (checkout / "build" / "nvidia" / "lib" / "libsyclforge_kl.so").exists()
+    assert not list((checkout / "build").rglob("*.tmp"))
+
+
+def test_pinned_acpp_builds_amd_with_acpp_targets(checkout, tmp_path):
+    acpp = fakes.fake_acpp(tmp_path / "acpp", backends=("omp", "hip"))
+    icpx = fakes.fake_icpx(tmp_path / "oneapi", plugins=("hip",))
+    log = tmp_path / "argv.jsonl"
+    bins = f"{os.path.dirname(acpp)}{os.pathsep}{os.path.dirname(icpx)}"
+    proc = scons("target=amd", "toolchain=acpp", cwd=checkout, env=env_with(bins, log))
+    assert re.search(r"^amd\s+BUILT\s+acpp\s+gfx942, gfx90a$", proc.stdout, re.M), proc.stdout
+    calls = sycl_calls(log, "acpp")
+    assert calls and all("--acpp-targets=hip:gfx942,gfx90a" in c for c in calls), calls
+    assert not sycl_calls(log, "icpx")  # the pin kept the preferred icpx out
+
+
+def test_pin_that_cannot_serve_is_skipped_with_reason(checkout, tmp_path):
+    acpp = fakes.fake_acpp(tmp_path / "acpp", backends=("omp",))
+    log = tmp_path / "argv.jsonl"
+    proc = scons("target=nvidia", "toolchain=acpp", cwd=checkout, env=env_with(os.path.dirname(acpp), log))
+    assert re.search(r"^nvidia\s+SKIPPED\s+-\s+toolchain=acpp cannot serve it", proc.stdout, re.M), proc.stdout
+    strict = scons("target=nvidia", "toolchain=acpp", "strict=1", cwd=checkout,
+                   env=env_with(os.path.dirname(acpp), log), check=False)
+    assert strict.returncode == 1 and "toolchain=acpp cannot serve it" in strict.stderr
+
+
+def test_failing_compiler_fails_the_target_and_leaves_no_output(checkout, tmp_path):
+    icpx = fakes.fake_icpx(tmp_path / "oneapi", plugins=("cuda",), exit_code=1)
+    log = tmp_path / "argv.jsonl"
+    proc = scons("target=nvidia", cwd=checkout, env=env_with(os.path.dirname(icpx), log), check=False)
+    assert proc.returncode != 0
+    assert re.search(r"^nvidia\s+FAILED\s+icpx", proc.stdout, re.M), proc.stdout
+    build = checkout / "build" / "nvidia"
+    assert not list(build.rglob("*.o")) and not list(build.rglob("*.tmp"))
+    assert not (build / "bin" / "kl-info").exists()
+
+
+def test_explain_says_why_for_every_family(checkout, tmp_path):
+    icpx = fakes.fake_icpx(tmp_path / "oneapi", plugins=())
+    proc = scons("explain", "target=nvidia", cwd=checkout,
+                 env=env_with(os.path.dirname(icpx), tmp_path / "log"))
+    out = proc.stdout
+    assert re.search(r"^  icpx\s+refused: .*libur_adapter_cuda\.so", out, re.M), out
+    assert re.search(r"^  acpp\s+refused: not installed", out, re.M), out
+    assert re.search(r"^  oneapi-pip\s+refused: cannot produce sm_90, sm_80, ptx", out, re.M), out
+    assert re.search(r"^  intel-llvm\s+refused", out, re.M), out
+
+
+def test_toolchains_json_lists_every_family(checkout, tmp_path):
+    import json
+    icpx = fakes.fake_icpx(tmp_path / "oneapi", plugins=("cuda",))
+    proc = scons("toolchains", "format=json", cwd=checkout, env=env_with(os.path.dirname(icpx), tmp_path / "l"))
+    rows = {r["name"]: r for r in json.loads(proc.stdout)}
+    assert set(rows) >= {"gcc", "clang", "oneapi-pip", "icpx", "intel-llvm", "acpp"}
+    assert rows["icpx"]["available"] and rows["icpx"]["version"] == "2025.1.0"
+    assert "nvidia" in rows["icpx"]["targets"] and "amd" not in rows["icpx"]["targets"]
+    assert rows["oneapi-pip"]["targets"] == ["cpu-x86"]
+    assert not rows["acpp"]["available"] and rows["acpp"]["reason"]
+    for r in rows.values():
+        assert {"name", "available", "version", "path", "targets"} <= set(r)
