@@ -99,3 +99,20 @@ def test_toolchains_json_lists_every_family(checkout, tmp_path):
     assert not rows["acpp"]["available"] and rows["acpp"]["reason"]
     for r in rows.values():
         assert {"name", "available", "version", "path", "targets"} <= set(r)
+
+
+def test_icpx_on_cpu_x86_holds_one_native_isa_and_says_so(checkout, tmp_path):
+    icpx = fakes.fake_icpx(tmp_path / "oneapi", plugins=())
+    log = tmp_path / "argv.jsonl"
+    proc = scons("target=cpu-x86", "toolchain=icpx", cwd=checkout, env=env_with(os.path.dirname(icpx), log))
+    row = re.search(r"^cpu-x86\s+BUILT\s+icpx\s+(.+)$", proc.stdout, re.M)
+    assert row and row.group(1) == "avx512, spirv, (not avx2), (not sse4.2)", proc.stdout
+    calls = sycl_calls(log, "icpx")
+    lib_compiles = [c for c in calls if "-c" in c and "-fPIC" in c]
+    assert len(lib_compiles) == 2, calls  # the library's objects are position-independent
+    links = [c for c in calls if "-c" not in c]
+    for argv in links:
+        i = argv.index("-Xsycl-target-backend=spir64_x86_64")
+        assert argv[i + 1] == "-march=avx512", argv
+        assert "-fsycl-targets=spir64_x86_64,spir64" in argv
+    assert any("-shared" in c for c in links)

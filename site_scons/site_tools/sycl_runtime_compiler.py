@@ -31,7 +31,7 @@ def _embed_action(target, source, env):
     os.replace(out + ".tmp", out)
 
 
-def _configure(env, det, target, out):
+def _configure(env, det, target, out, images):
     info = det.info
     env["CXX"] = info["host_cxx"]
     env["SF_OUT"] = out
@@ -39,6 +39,7 @@ def _configure(env, det, target, out):
     env["SF_TARGET_NAME"] = target.name
     env["SF_TOOLCHAIN_NAME"] = det.name
     env["SF_DET"] = det
+    env["SF_IMAGES"] = list(images)
     include, lib = _rel(env, info["include"]), _rel(env, info["lib"])
     env.Append(CPPPATH=["#kernels", "#kernels/include", include],
                CPPDEFINES=["SYCL_DISABLE_FSYCL_SYCLHPP_WARNING", "CL_TARGET_OPENCL_VERSION=300"],
@@ -98,7 +99,7 @@ def SyclKernelLibrary(env, name, *, ops_headers, free_function_kernels, free_fun
         raise ValueError("runtime-compiler builds expect exactly one free-function kernel source")
     spirv = spirv_nodes[0]
     image_nodes, kinds = [], []
-    for image in target.images:
+    for image in (i for i in target.images if i.id in env["SF_IMAGES"]):
         if image.kind == "native":
             arch = env["SF_IMAGE_ENV"][image.id]["CL_CONFIG_CPU_TARGET_ARCH"]
             node = env.Command(images_dir.File(f"{image.id}.bin"), spirv,

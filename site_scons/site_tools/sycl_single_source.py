@@ -12,11 +12,14 @@ from SCons.Script import Action, Dir, File
 from syclforge import commands
 
 
-def _configure(env, det, target, out):
+def _configure(env, det, target, out, images):
     env["SF_OUT"] = out
     env["SF_TARGET"] = target
     env["SF_DET"] = det
-    images = ",".join(f"{i.id}:{i.kind}" for i in target.images)
+    env["SF_IMAGES"] = list(images)
+    kinds = {i.id: i.kind for i in target.images}
+    # What the binary really holds (a family may hold fewer than the target lists).
+    images = ",".join(f"{i}:{kinds[i]}" for i in images)
     env["SF_DEFINES"] = [f'KL_BUILD_TARGET="{target.name}"', f'KL_BUILD_TOOLCHAIN="{det.name}"',
                          f'KL_BUILD_IMAGES="{images}"']
 
@@ -25,12 +28,13 @@ def _cmd(argv):
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def _compile(env, obj, src):
+def _compile(env, obj, src, extra=()):
     det, target = env["SF_DET"], env["SF_TARGET"]
     includes = [Dir("#kernels").abspath, Dir("#kernels/include").abspath]
     tmp = str(obj) + ".tmp"
     argv = commands.compile_command(det, target, File(src).srcnode().abspath, tmp,
-                                    includes=includes, defines=env["SF_DEFINES"])
+                                    includes=includes, defines=env["SF_DEFINES"], extra=extra,
+                                    images=env["SF_IMAGES"])
     action = Action(_cmd(argv) + f" && mv -f {shlex.quote(tmp)} $TARGET", "$SF_SYCLCXXSTR")
     node = env.Command(obj, src, action)
     return node
@@ -40,7 +44,7 @@ def _link(env, out, objs, *, shared=False, libs=(), libdirs=(), rpaths=()):
     det, target = env["SF_DET"], env["SF_TARGET"]
     tmp = str(File(out).abspath) + ".tmp"
     argv = commands.link_command(det, target, [File(o).abspath for o in objs], tmp, shared=shared,
-                                 libdirs=libdirs, libs=libs, rpaths=rpaths)
+                                 libdirs=libdirs, libs=libs, rpaths=rpaths, images=env["SF_IMAGES"])
     return env.Command(out, objs, Action(_cmd(argv).replace("$", "$$") + f" && mv -f {shlex.quote(tmp)} $TARGET",
                                          "$SF_SYCLLINKSTR"))
 
@@ -51,7 +55,7 @@ def SyclKernelLibrary(env, name, *, ops_headers, free_function_kernels, free_fun
     objs = []
     for src in list(common) + list(lambda_sources):
         base = os.path.splitext(str(src))[0].replace("/", "_")
-        objs += _compile(env, out.Dir("obj").File(base + ".o"), src)
+        objs += _compile(env, out.Dir("obj").File(base + ".o"), src, extra=["-fPIC"])
         env.Depends(objs[-1], list(ops_headers))
     return _link(env, out.Dir("lib").File(f"lib{name}.so"), objs, shared=True)
 
