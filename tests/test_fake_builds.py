@@ -70,7 +70,7 @@ def test_failing_compiler_fails_the_target_and_leaves_no_output(checkout, tmp_pa
     log = tmp_path / "argv.jsonl"
     proc = scons("target=nvidia", cwd=checkout, env=env_with(os.path.dirname(icpx), log), check=False)
     assert proc.returncode != 0
-    assert re.search(r"^nvidia\s+FAILED\s+icpx", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^nvidia\s+FAILED\s+icpx\s+build/nvidia/\S+: Error 1", proc.stdout, re.M), proc.stdout
     build = checkout / "build" / "nvidia"
     assert not list(build.rglob("*.o")) and not list(build.rglob("*.tmp"))
     assert not (build / "bin" / "kl-info").exists()

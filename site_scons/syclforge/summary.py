@@ -26,9 +26,11 @@ def format_summary(rows):
     return "\n".join(l.rstrip() for l in lines)
 
 
-def status_of(target, planned, failed_paths, build_root="build"):
-    """BUILT unless some failed node lies under build/<target>/."""
-    if not planned:
-        return "SKIPPED"
+def first_failure(target, failures, build_root="build"):
+    """The first (path, message) of failures that lies under build/<target>/."""
     prefix = f"{build_root}/{target}/"
-    return "FAILED" if any(p.replace("\\", "/").startswith(prefix) or f"/{prefix}" in p for p in failed_paths) else "BUILT"
+    for path, message in failures:
+        path = path.replace("\\", "/")
+        if path.startswith(prefix) or f"/{prefix}" in path:
+            return path, message
+    return None

@@ -1,0 +1,21 @@
+from syclforge import summary
+
+
+def test_summary_table_rows():
+    rows = [summary.Row("cpu-x86", "BUILT", "oneapi-pip", ("avx2", "spirv")),
+            summary.Row("nvidia", "SKIPPED", "", (), "icpx: not installed"),
+            summary.Row("amd", "FAILED", "acpp", ("gfx942",), "build/amd/lib/x.so: Error 1")]
+    lines = summary.format_summary(rows).splitlines()
+    assert lines[0].split() == ["target", "status", "toolchain", "images", "/", "reason"]
+    assert lines[2].split() == ["cpu-x86", "BUILT", "oneapi-pip", "avx2,", "spirv"]
+    assert lines[3].split()[:3] == ["nvidia", "SKIPPED", "-"] and lines[3].endswith("icpx: not installed")
+    assert lines[4].endswith("build/amd/lib/x.so: Error 1")
+    # columns line up
+    assert len({l.index(l.split()[1]) for l in lines[2:]}) == 1
+
+
+def test_first_failure_matches_only_its_target():
+    failures = [("build/amd/obj/a.o", "Error 1"), ("build/cpu-x86/lib/libk.so", "Error 2")]
+    assert summary.first_failure("cpu-x86", failures) == ("build/cpu-x86/lib/libk.so", "Error 2")
+    assert summary.first_failure("cpu", failures) is None
+    assert summary.first_failure("nvidia", failures) is None
