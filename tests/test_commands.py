@@ -15,14 +15,7 @@ from syclforge.model import Image, Target
 REPO = Path(__file__).resolve().parent.parent
 FAMILIES = {f.name: f for f in tc.load_families(REPO / "toolchains")}
 
-CPU_X86 = Target("cpu-x86", "x86 CPUs", "x86", "cpu",
-                 (Image("avx512", "native"), Image("avx2", "native"),
-                  Image("sse4.2", "native"), Image("spirv", "portable")))
-INTEL_GPU = Target("intel-gpu", "Intel GPUs", "intel", "gpu",
-                   (Image("pvc", "native"), Image("dg2", "native"), Image("spirv", "portable")))
-NVIDIA = Target("nvidia", "NVIDIA GPUs", "nvidia", "gpu",
-                (Image("sm_90", "native"), Image("sm_80", "native"), Image("ptx", "portable")))
-AMD = Target("amd", "AMD GPUs", "amd", "gpu", (Image("gfx942", "native"), Image("gfx90a", "native")))
+from shipped import AMD, CPU_X86, INTEL_GPU, NVIDIA
 TARGETS = {t.name: t for t in (CPU_X86, INTEL_GPU, NVIDIA, AMD)}
 
 

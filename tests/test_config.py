@@ -309,3 +309,10 @@ def test_select_several_unknown(shipped):
 def test_select_nothing(shipped):
     with pytest.raises(SyclforgeError, match="no targets selected"):
         config.select_targets(shipped, " , ")
+
+
+def test_shipped_file_yields_the_targets_unit_tests_use():
+    import shipped
+    loaded = config.load_targets(REPO / "targets.yaml")
+    assert [(t.name, t.vendor, t.device, t.images) for t in loaded.values()] == \
+        [(t.name, t.vendor, t.device, t.images) for t in shipped.TARGETS]

@@ -17,14 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 TOOLCHAINS = REPO / "toolchains"
 VENV = REPO / ".venv"
 
-CPU_X86 = Target("cpu-x86", "x86", "x86", "cpu",
-                 (Image("avx512", "native"), Image("avx2", "native"),
-                  Image("sse4.2", "native"), Image("spirv", "portable")))
-INTEL_GPU = Target("intel-gpu", "intel", "intel", "gpu",
-                   (Image("pvc", "native"), Image("dg2", "native"), Image("spirv", "portable")))
-NVIDIA = Target("nvidia", "nv", "nvidia", "gpu",
-                (Image("sm_90", "native"), Image("sm_80", "native"), Image("ptx", "portable")))
-AMD = Target("amd", "amd", "amd", "gpu", (Image("gfx942", "native"), Image("gfx90a", "native")))
+from shipped import AMD, CPU_X86, INTEL_GPU, NVIDIA
 TARGETS = [CPU_X86, INTEL_GPU, NVIDIA, AMD]
 
 
