@@ -1,0 +1,436 @@
+"""`scons docker=1`: run the numerics of each chosen target inside its
+vendor's container image, through the Docker SDK, and merge the reports.
+
+For each target: pick the image family serving its vendor
+(toolchains/containers/*.yaml); SKIPPED with the reason where this host
+lacks the vendor's devices; else build (or find) the image, run
+`python -m syclforge.inside` in it with the source mounted read-only at
+/src and a volume at /work, copy /work/report back to
+build/containers/<target>/ and merge the reports.
+
+Also a command line (the CI workflow and the tests use it):
+
+    python -m syclforge.docker_run lock FAMILY... [--force]   # network
+    python -m syclforge.docker_run fetch FAMILY
+    python -m syclforge.docker_run build FAMILY [--layers DIR] [--no-load]
+    python -m syclforge.docker_run render FAMILY [--out DIR]
+    python -m syclforge.docker_run run TARGET[,TARGET...] [--strict]
+    python -m syclforge.docker_run merge DIR...
+
+No SCons import; the Docker SDK is imported only when an engine is needed.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from . import config, containers, imagebuild, oci, summary, toolchains
+from .errors import SyclforgeError
+
+SRC_MOUNT = "/src"
+WORK_MOUNT = containers.WORKDIR
+RUN_TIMEOUT = 3600
+
+
+def log_line(msg):
+    print(f"containers: {msg}", flush=True)
+
+
+def _short(exc):
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else exc.__class__.__name__
+
+
+# --------------------------------------------------------------------------
+# The engine
+
+def connect():
+    """A docker.DockerClient that answered a ping, or SyclforgeError."""
+    try:
+        import docker
+    except ImportError:
+        raise SyclforgeError("the Docker SDK for Python (package 'docker') is missing: "
+                             ".venv/bin/pip install -r requirements.txt") from None
+    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+    try:
+        client = docker.from_env(version="auto", timeout=900)
+        client.ping()
+    except Exception as e:   # DockerException, requests' ConnectionError, socket errors
+        raise SyclforgeError(
+            f"no Docker engine answers at {host} ({_short(e)}); install one "
+            "(apt-get install docker.io) and start it (dockerd), or set DOCKER_HOST") from None
+    return client
+
+
+def _engine_errors():
+    import docker
+    import requests
+    return (docker.errors.DockerException, requests.exceptions.RequestException, OSError)
+
+
+def load_image(client, built, log=log_line):
+    """Load a BuiltImage into the engine unless it is there; tag it.
+    Returns True when it was loaded now."""
+    import docker
+    try:
+        img = client.images.get(built.image_id)
+        loaded = False
+    except docker.errors.ImageNotFound:
+        log(f"loading {built.family} image into the engine ({built.size / 1e9:.2f} GB)")
+        stream = oci.iter_docker_archive(built.config, built.layers, [],
+                                         epoch=0)
+        client.images.load(stream)
+        img = client.images.get(built.image_id)
+        loaded = True
+    if img.id != built.image_id:
+        raise SyclforgeError(f"the engine gave image {img.id}, expected {built.image_id}")
+    for tag in built.tags:
+        repo, t = tag.rsplit(":", 1)
+        img.tag(repo, t)
+    return loaded
+
+
+# --------------------------------------------------------------------------
+# Images
+
+def _definitions(top):
+    targets = config.load_targets(os.path.join(top, "targets.yaml"))
+    families = toolchains.load_families(os.path.join(top, "toolchains"))
+    return targets, containers.load_definitions(top, targets, families)
+
+
+def build_local_image(top, defn, *, layers_dir=None, log=log_line, cache=None):
+    lock = containers.load_lock(top, defn)
+    source, revision, epoch = containers.source_info(top, lock=lock)
+    t0 = time.time()
+    built = imagebuild.build_local(top, defn, lock, cache=cache, layers_dir=layers_dir, log=log,
+                                   meta={"source": source, "revision": revision, "epoch": epoch})
+    built.seconds = time.time() - t0
+    return built
+
+
+def ensure_image(client, top, defn, log=log_line):
+    """The image ID of defn's image in the engine, built (or loaded) as needed."""
+    t0 = time.time()
+    if defn.local:
+        built = build_local_image(top, defn, log=log)
+        loaded = load_image(client, built, log)
+        how = "built" if any(built.built) else ("loaded" if loaded else "cached")
+        log(f"image {defn.name}: {built.image_id} ({built.size / 1e9:.2f} GB, {how}, "
+            f"{time.time() - t0:.0f} s)")
+        return built.image_id
+    return build_dockerfile_image(client, top, defn, log)
+
+
+def render_context(top, defn, out_dir=None):
+    lock = containers.load_lock(top, defn)
+    source, revision, epoch = containers.source_info(top, lock=lock)
+    out_dir = out_dir or os.path.join(top, "build", "containers", defn.name, "context")
+    return containers.write_context(defn, lock, out_dir, source=source, revision=revision,
+                                    created=oci.rfc3339(epoch)), epoch
+
+
+def build_dockerfile_image(client, top, defn, log=log_line):
+    """Build a dockerfile family with the engine (needs its registry)."""
+    context, epoch = render_context(top, defn)
+    tag = f"{defn.repository}:latest"
+    log(f"building {defn.name} image from {context}/Dockerfile")
+    image_id = None
+    try:
+        for chunk in client.api.build(path=context, tag=tag, rm=True, decode=True,
+                                      buildargs={"SOURCE_DATE_EPOCH": str(epoch)}):
+            if "stream" in chunk:
+                for line in chunk["stream"].splitlines():
+                    if line.strip():
+                        log(f"  {line}")
+            if "errorDetail" in chunk:
+                raise SyclforgeError(f"building the {defn.name} image failed: "
+                                     f"{chunk['errorDetail'].get('message')}")
+            if "aux" in chunk and "ID" in chunk["aux"]:
+                image_id = chunk["aux"]["ID"]
+    except SyclforgeError:
+        raise
+    except Exception as e:
+        raise SyclforgeError(f"building the {defn.name} image failed: {_short(e)}") from None
+    return image_id or client.images.get(tag).id
+
+
+# --------------------------------------------------------------------------
+# Running the numerics
+
+def numerics_alias(top):
+    """True once the project defines the `numerics` alias (then the
+    container runs it instead of kl-info)."""
+    text = Path(top, "SConstruct").read_text(encoding="utf-8")
+    return bool(re.search(r"""Alias\(\s*["']numerics["']""", text))
+
+
+def numerics_merge(top):
+    """True once `scons numerics merge=DIR,...` exists."""
+    text = Path(top, "SConstruct").read_text(encoding="utf-8")
+    return numerics_alias(top) and bool(re.search(r"""["']merge["']""", text))
+
+
+def _prune_volumes(client, target, keep):
+    for v in client.volumes.list(filters={"label": f"io.syclforge.target={target}"}):
+        if v.name != keep:
+            try:
+                v.remove()
+            except Exception:
+                pass
+
+
+def run_numerics(client, top, target, defn, image_id, plan, log=log_line):
+    """Run the target's build and numerics in the image; copy the report
+    back to build/containers/<target>/. Returns (exit code, report dict)."""
+    import docker
+    out = Path(top, "build", "containers", target.name)
+    shutil.rmtree(out, ignore_errors=True)
+    out.mkdir(parents=True)
+    volume = f"syclforge-work-{target.name}-{image_id.split(':')[-1][:12]}"
+    try:
+        client.volumes.get(volume)
+    except docker.errors.NotFound:
+        client.volumes.create(volume, labels={"io.syclforge.target": target.name})
+    _prune_volumes(client, target.name, volume)
+    mode = "numerics" if numerics_alias(top) else "kl-info"
+    venv = defn.python["venv"]
+    kwargs = dict(
+        image=image_id,
+        command=[f"{venv}/bin/python", "-m", "syclforge.inside", "--target", target.name,
+                 "--mode", mode, "--src", SRC_MOUNT, "--work", WORK_MOUNT],
+        environment={"PYTHONPATH": f"{SRC_MOUNT}/site_scons", "PYTHONDONTWRITEBYTECODE": "1"},
+        volumes={os.path.abspath(top): {"bind": SRC_MOUNT, "mode": "ro"},
+                 volume: {"bind": WORK_MOUNT, "mode": "rw"}},
+        working_dir=WORK_MOUNT,
+        network_mode="none",
+        labels={"io.syclforge.target": target.name, "io.syclforge.family": defn.name},
+    )
+    if plan.devices:
+        kwargs["devices"] = [f"{p}:{p}:rwm" for p in plan.devices]
+        kwargs["group_add"] = [str(g) for g in plan.group_add]
+    if plan.gpus:
+        kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
+    log(f"{target.name}: scons target={target.name} then "
+        f"{'scons numerics' if mode == 'numerics' else 'kl-info (until `scons numerics` exists)'} "
+        f"in {defn.repository} ({image_id[:19]}), source read-only, outputs in volume {volume}")
+    container = client.containers.create(**kwargs)
+    try:
+        container.start()
+        with open(out / "run.log", "w", encoding="utf-8") as f:
+            for raw in container.logs(stream=True, follow=True):
+                text = raw.decode("utf-8", "replace")
+                f.write(text)
+                for line in text.splitlines():
+                    log(f"  [{target.name}] {line}")
+        code = container.wait(timeout=RUN_TIMEOUT)["StatusCode"]
+        try:
+            stream, _ = container.get_archive(f"{WORK_MOUNT}/report")
+            _extract_report(b"".join(stream), out)
+        except docker.errors.NotFound:
+            pass
+    finally:
+        container.remove(force=True)
+    report_path = out / "report.json"
+    report = json.loads(report_path.read_text()) if report_path.is_file() else None
+    if report is not None:
+        report["container"] = {"family": defn.name, "image": image_id, "repository": defn.repository}
+        report_path.write_text(json.dumps(report, indent=1) + "\n")
+    return code, report
+
+
+def _extract_report(data, out):
+    """Files of the copied /work/report into out (flat, names checked)."""
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        for m in tar:
+            name = os.path.basename(m.name)
+            if m.isfile() and re.fullmatch(r"[A-Za-z0-9._-]+", name):
+                (out / name).write_bytes(tar.extractfile(m).read())
+
+
+# --------------------------------------------------------------------------
+# Merging
+
+def merge(top, report_dirs, log=log_line):
+    """Merge the containers' reports into the host's. Returns its path.
+
+    Reports of `scons numerics` go through `scons numerics merge=...`; the
+    kl-info stand-ins are merged here into build/containers/report.json.
+    """
+    dirs = [Path(d) for d in report_dirs if Path(d, "report.json").is_file()]
+    if not dirs:
+        return None
+    reports = [json.loads(Path(d, "report.json").read_text()) for d in dirs]
+    for d, rep in zip(dirs, reports):
+        rep.setdefault("target", d.name)      # build/containers/<target>/
+    if numerics_merge(top) and all(r.get("kind") != "kl-info" for r in reports):
+        scons = shutil.which("scons", path=os.path.dirname(sys.executable)) or "scons"
+        cmd = [scons, "-C", str(top), "numerics", "merge=" + ",".join(str(d.resolve()) for d in dirs)]
+        log(f"merging with `{' '.join(cmd[1:])}`")
+        proc = subprocess.run(cmd, text=True, capture_output=True)
+        if proc.returncode != 0:
+            raise SyclforgeError(f"scons numerics merge failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        return str(Path(top, "build", "numerics", "report.json"))
+    merged_path = Path(top, "build", "containers", "report.json")
+    old = json.loads(merged_path.read_text()) if merged_path.is_file() else {}
+    runs = {r["target"]: r for r in old.get("runs", [])}
+    rows = [r for r in old.get("rows", []) if r.get("target") not in {x.get("target") for x in reports}]
+    for d, rep in zip(dirs, reports):
+        where = rep.get("container") or {}
+        src = f"container:{where.get('family', '?')}@{where.get('image', '?')}"
+        runs[rep["target"]] = {"target": rep["target"], "kind": rep.get("kind"), "source": src,
+                               "passed": rep.get("passed"), "failed": rep.get("failed"),
+                               "report": os.path.relpath(d / "report.json", top)}
+        rows += [dict(r, source=src) for r in rep.get("rows", [])]
+    doc = {"version": 1, "kind": "containers",
+           "runs": [runs[k] for k in sorted(runs)],
+           "rows": sorted(rows, key=lambda r: (r.get("target", ""), r.get("op", "")))}
+    tmp = merged_path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n")
+    os.replace(tmp, merged_path)
+    log(f"merged {len(dirs)} report(s) into {os.path.relpath(merged_path, top)} ({len(doc['rows'])} rows)")
+    return str(merged_path)
+
+
+# --------------------------------------------------------------------------
+# scons docker=1 / run
+
+def run_targets(top, chosen, *, strict=False, log=log_line):
+    """Returns (rows for the summary table, exit code)."""
+    all_targets, defs = _definitions(top)
+    client = connect()
+    runtimes = tuple((client.info().get("Runtimes") or {}).keys())
+    rows, code, report_dirs = [], 0, []
+    for target in chosen:
+        defn = containers.definition_for(defs, target)
+        plan = containers.device_plan(defn.device_kind, engine_runtimes=runtimes)
+        if not plan.ok:
+            rows.append(summary.Row(target.name, "SKIPPED", defn.name, (), plan.reason))
+            if strict:
+                code = 1
+            continue
+        try:
+            image_id = ensure_image(client, top, defn, log)
+            rc, report = run_numerics(client, top, target, defn, image_id, plan, log)
+        except SyclforgeError as e:
+            rows.append(summary.Row(target.name, "FAILED", defn.name, (), str(e).splitlines()[0]))
+            code = 1
+            continue
+        except _engine_errors() as e:     # the engine refused or went away mid-run
+            rows.append(summary.Row(target.name, "FAILED", defn.name, (), f"engine: {_short(e)}"))
+            code = 1
+            continue
+        report_dirs.append(Path(top, "build", "containers", target.name))
+        detail = f"image {image_id[:19]}"
+        if report:
+            detail += f", {report.get('passed', '?')} passed, {report.get('failed', '?')} failed ({report.get('kind')})"
+        if rc == 0 and report is not None:
+            rows.append(summary.Row(target.name, "RAN", defn.name, (), detail))
+        else:
+            rows.append(summary.Row(target.name, "FAILED", defn.name, (),
+                                    f"{detail}; exit {rc}, see build/containers/{target.name}/run.log"))
+            code = 1
+    merged = merge(top, report_dirs, log)
+    if merged:
+        log(f"merged report: {os.path.relpath(merged, top)}")
+    return rows, code
+
+
+def scons_main(top, chosen, *, strict=False):
+    """The whole of `scons docker=1`; returns the exit status."""
+    try:
+        rows, code = run_targets(top, chosen, strict=strict)
+    except SyclforgeError as e:
+        print(f"syclforge: error: {e}", file=sys.stderr)
+        return 2
+    print("\n" + summary.format_summary(rows).replace("toolchain", "image    ", 1))
+    return code
+
+
+# --------------------------------------------------------------------------
+# Command line
+
+def main(argv=None):
+    top = os.environ.get("SYCLFORGE_TOP") or str(Path(__file__).resolve().parents[2])
+    ap = argparse.ArgumentParser(prog="python -m syclforge.docker_run",
+                                 description="syclforge container images")
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("lock", help="resolve and record every input of an image (network)")
+    p.add_argument("family", nargs="+")
+    p.add_argument("--force", action="store_true", help="resolve every part, not only the stale ones")
+    p = sub.add_parser("fetch", help="download the locked inputs the cache lacks")
+    p.add_argument("family")
+    p = sub.add_parser("build", help="assemble a local image (and load it into the engine)")
+    p.add_argument("family")
+    p.add_argument("--layers", help="layer cache directory (an empty one: a clean build)")
+    p.add_argument("--no-load", action="store_true")
+    p = sub.add_parser("render", help="write a Dockerfile family's build context")
+    p.add_argument("family")
+    p.add_argument("--out")
+    p = sub.add_parser("run", help="what `scons docker=1 target=...` does")
+    p.add_argument("targets")
+    p.add_argument("--strict", action="store_true")
+    p = sub.add_parser("merge", help="merge report directories into the host's report")
+    p.add_argument("dirs", nargs="+")
+    a = ap.parse_args(argv)
+    try:
+        if a.cmd == "run":
+            targets = config.load_targets(os.path.join(top, "targets.yaml"))
+            return scons_main(top, config.select_targets(targets, a.targets), strict=a.strict)
+        if a.cmd == "merge":
+            path = merge(top, a.dirs)
+            if not path:
+                raise SyclforgeError("no report.json in " + ", ".join(a.dirs))
+            print(path)
+            return 0
+        _, defs = _definitions(top)
+        names = a.family if isinstance(a.family, list) else [a.family]
+        unknown = [n for n in names if n not in defs]
+        if unknown:
+            raise SyclforgeError(f"unknown image famil{'ies' if len(unknown) > 1 else 'y'} "
+                                 f"{', '.join(unknown)} (known: {', '.join(defs)})")
+        if a.cmd == "lock":
+            for n in names:
+                imagebuild.lock(top, defs[n], log=log_line, force=a.force)
+            return 0
+        defn = defs[names[0]]
+        if a.cmd == "fetch":
+            imagebuild.fetch(top, defn, containers.load_lock(top, defn), log=log_line)
+            return 0
+        if a.cmd == "render":
+            ctx, _ = render_context(top, defn, a.out)
+            print(ctx)
+            return 0
+        if a.cmd == "build":
+            if not defn.local:
+                client = connect()
+                print(json.dumps({"image_id": build_dockerfile_image(client, top, defn)}))
+                return 0
+            built = build_local_image(top, defn, layers_dir=a.layers)
+            loaded = None
+            if not a.no_load:
+                loaded = load_image(connect(), built)
+            print(json.dumps({"image_id": built.image_id, "diff_ids": built.diff_ids,
+                              "sizes": built.sizes, "size": built.size, "layers_built": built.built,
+                              "build_seconds": round(built.seconds, 1), "loaded": loaded,
+                              "tags": built.tags}))
+            return 0
+    except SyclforgeError as e:
+        print(f"syclforge: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
