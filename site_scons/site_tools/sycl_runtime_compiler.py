@@ -45,6 +45,17 @@ def _configure(env, det, target, out, images):
                CPPDEFINES=["SYCL_DISABLE_FSYCL_SYCLHPP_WARNING", "CL_TARGET_OPENCL_VERSION=300"],
                CXXFLAGS=["-std=c++17", "-O2", "-Wno-deprecated-declarations"],
                LIBPATH=[lib])
+    # Reproducible objects: no absolute path of the checkout or of the
+    # runtime's prefix in __FILE__ or code_location strings. The last map
+    # that matches wins, so the prefix is named the same (oneapi-pip/...)
+    # wherever it is, also when spelled relative (-I.venv/include). Between
+    # $( $): left out of the signature, so clones in different directories
+    # still share CacheDir entries (the output is the same in each).
+    top, prefix = Dir("#").abspath, os.path.abspath(info["prefix"])
+    maps = [f"-ffile-prefix-map={top}=.", f"-ffile-prefix-map={prefix}={det.name}"]
+    if prefix.startswith(top + os.sep):
+        maps.append(f"-ffile-prefix-map={os.path.relpath(prefix, top)}/={det.name}/")
+    env.Append(CCFLAGS=["$("] + maps + ["$)"])
     env["ENV"]["OCL_ICD_FILENAMES"] = info["icd"]
     # libOpenCL from the wheel needs its own neighbours (libsvml, ...):
     # --disable-new-dtags makes the rpath apply to them as well.
@@ -116,6 +127,9 @@ def SyclKernelLibrary(env, name, *, ops_headers, free_function_kernels, free_fun
     lib_env.Append(LINKFLAGS=_rpath_flags(env, out.Dir("lib").abspath))
     sources = list(common) + list(free_function_host) + ["runtime/loader_opencl.cpp"] + table
     # A string target: SCons adds the platform's lib prefix and .so suffix.
+    # A SONAME, so programs record "lib<name>.so" (found through their rpath)
+    # rather than the build-relative path they were linked against.
+    lib_env.Append(SHLINKFLAGS=[f"-Wl,-soname,{lib_env.subst('$SHLIBPREFIX')}{name}{lib_env.subst('$SHLIBSUFFIX')}"])
     lib = lib_env.SharedLibrary(f"{env['SF_OUT']}/lib/{name}", sources, LIBS=["sycl", "OpenCL"])
     return lib
 
