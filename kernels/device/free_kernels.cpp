@@ -1,20 +1,134 @@
 // Free-function kernels for runtime-compiler toolchains (oneapi-pip): each
 // one indexes and calls the op's math from ops/; nothing else lives here.
+//
+// Every parameter must be used: the device compiler drops unused ones from
+// the kernel's signature, which would shift the launcher's argument indexes
+// (the launcher checks the count).
 #include <sycl/sycl.hpp>
 
+#include "ops/attention.hpp"
+#include "ops/elementwise.hpp"
+#include "ops/embedding.hpp"
+#include "ops/gemm.hpp"
+#include "ops/norm.hpp"
+#include "ops/reduce.hpp"
+#include "ops/rope.hpp"
 #include "ops/saxpy.hpp"
+#include "ops/softmax.hpp"
 
 namespace syclexp = sycl::ext::oneapi::experimental;
+namespace ops = kl::ops;
+using ul = unsigned long;
 
-#define KL_KERNEL_1D                                                          \
-  extern "C" SYCL_EXT_ONEAPI_FUNCTION_PROPERTY((syclexp::nd_range_kernel<1>)) \
-  void
+#define KL_KERNEL(D) extern "C" SYCL_EXT_ONEAPI_FUNCTION_PROPERTY((syclexp::nd_range_kernel<D>)) void
 
-static inline size_t kl_gid() {
-  return sycl::ext::oneapi::this_work_item::get_nd_item<1>().get_global_id(0);
+template <int D> static inline sycl::nd_item<D> item() {
+  return sycl::ext::oneapi::this_work_item::get_nd_item<D>();
 }
 
-KL_KERNEL_1D kl_saxpy(float a, const float *x, float *y, unsigned long n) {
-  size_t i = kl_gid();
-  if (i < n) y[i] = kl::ops::saxpy(a, x[i], y[i]);
+// Local memory of N floats for the calling work-group.
+template <int N, int D> static inline float *local_floats(const sycl::nd_item<D> &it) {
+  auto p = sycl::ext::oneapi::group_local_memory_for_overwrite<float[N]>(it.get_group());
+  return &(*p)[0];
+}
+
+// ---- element-wise (a block of ELEM_BLOCK elements per work-group) -------
+KL_KERNEL(1) kl_saxpy(float a, const float *x, float *y, ul n) {
+  ops::each_in_block(item<1>(), n, [&](size_t i) { y[i] = ops::saxpy(a, x[i], y[i]); });
+}
+KL_KERNEL(1) kl_silu(const float *x, float *y, ul n) {
+  ops::each_in_block(item<1>(), n, [&](size_t i) { y[i] = ops::silu(x[i]); });
+}
+KL_KERNEL(1) kl_gelu_tanh(const float *x, float *y, ul n) {
+  ops::each_in_block(item<1>(), n, [&](size_t i) { y[i] = ops::gelu_tanh(x[i]); });
+}
+KL_KERNEL(1) kl_gelu_erf(const float *x, float *y, ul n) {
+  ops::each_in_block(item<1>(), n, [&](size_t i) { y[i] = ops::gelu_erf(x[i]); });
+}
+KL_KERNEL(1) kl_swiglu(const float *gate, const float *up, float *y, ul n) {
+  ops::each_in_block(item<1>(), n, [&](size_t i) { y[i] = ops::swiglu(gate[i], up[i]); });
+}
+KL_KERNEL(1) kl_add(const float *a, const float *b, float *y, ul n) {
+  ops::each_in_block(item<1>(), n, [&](size_t i) { y[i] = ops::add(a[i], b[i]); });
+}
+KL_KERNEL(1) kl_mul(const float *a, const float *b, float *y, ul n) {
+  ops::each_in_block(item<1>(), n, [&](size_t i) { y[i] = ops::mul(a[i], b[i]); });
+}
+
+// ---- row-wise (one work-group of ROW_LANES per row) -----------------------
+KL_KERNEL(1) kl_rmsnorm(const float *x, const float *weight, float *y, ul dim, float eps) {
+  auto it = item<1>();
+  size_t r = it.get_group(0);
+  ops::rmsnorm_row(it, x + r * dim, weight, y + r * dim, dim, eps);
+}
+KL_KERNEL(1) kl_layernorm(const float *x, const float *weight, const float *bias, float *y, ul dim, float eps) {
+  auto it = item<1>();
+  size_t r = it.get_group(0);
+  ops::layernorm_row(it, x + r * dim, weight, bias, y + r * dim, dim, eps);
+}
+KL_KERNEL(1) kl_softmax(const float *x, float *y, ul cols, int causal, ul pos0, float temperature) {
+  auto it = item<1>();
+  size_t r = it.get_group(0);
+  ops::softmax_row(it, x + r * cols, y + r * cols, cols, ops::softmax_visible(cols, causal, pos0, r), temperature);
+}
+KL_KERNEL(1) kl_row_sum(const float *x, float *out, ul cols) {
+  auto it = item<1>();
+  size_t r = it.get_group(0);
+  float v = ops::row_sum(it, x + r * cols, cols);
+  if (it.get_local_id(0) == 0) out[r] = v;
+}
+KL_KERNEL(1) kl_row_max(const float *x, float *out, ul cols) {
+  auto it = item<1>();
+  size_t r = it.get_group(0);
+  float v = ops::row_max(it, x + r * cols, cols);
+  if (it.get_local_id(0) == 0) out[r] = v;
+}
+KL_KERNEL(1) kl_row_argmax(const float *x, int *out, ul cols) {
+  auto it = item<1>();
+  size_t r = it.get_group(0);
+  int v = ops::row_argmax(it, x + r * cols, cols);
+  if (it.get_local_id(0) == 0) out[r] = v;
+}
+// ids: device-accessible, range-checked by the host
+KL_KERNEL(1) kl_embedding(const float *table, const int *ids, float *y, ul dim) {
+  auto it = item<1>();
+  size_t r = it.get_group(0);
+  ops::embedding_row(it, table + size_t(ids[r]) * dim, y + r * dim, dim);
+}
+
+// ---- RoPE: work-item (token, frequency i) rotates that pair in every head -
+// freq: inv_freq split in float pairs, hi[half] then lo[half].
+KL_KERNEL(2) kl_rope(float *x, const float *freq, ul heads, ul head_dim, ul pos0) {
+  auto it = item<2>();
+  size_t t = it.get_global_id(0), i = it.get_global_id(1), half = head_dim / 2;
+  if (i < half)
+    ops::rope_token(x + t * heads * head_dim, heads, head_dim, i, float(pos0 + t), freq[i], freq[half + i]);
+}
+
+// ---- attention: one work-group per (token, query head) --------------------
+KL_KERNEL(1) kl_attention(const float *q, const float *k_cache, const float *v_cache, float *out, ul n_heads,
+                          ul group, ul head_dim, ul kv_stride, ul pos0, float scale) {
+  auto it = item<1>();
+  size_t row = it.get_group(0), t = row / n_heads, h = row % n_heads;
+  size_t kv = (h / group) * head_dim;
+  ops::attention_row(it, q + row * head_dim, k_cache + kv, v_cache + kv, out + row * head_dim, pos0 + t + 1,
+                     head_dim, kv_stride, scale, local_floats<ops::ATTN_LOCAL>(it));
+}
+
+// ---- matrix products ------------------------------------------------------
+KL_KERNEL(2) kl_gemm(const float *x, const float *w, float *y, ul M, ul N, ul K) {
+  auto it = item<2>();
+  ops::gemm_tile<ops::Gemm>(it, x, w, y, M, N, K, local_floats<ops::Gemm::LOCAL>(it));
+}
+KL_KERNEL(2) kl_gemm_mid(const float *x, const float *w, float *y, ul M, ul N, ul K) {
+  auto it = item<2>();
+  ops::gemm_tile<ops::GemmMid>(it, x, w, y, M, N, K, local_floats<ops::GemmMid::LOCAL>(it));
+}
+KL_KERNEL(2) kl_gemv(const float *x, const float *w, float *y, ul N, ul K) {
+  auto it = item<2>();
+  ops::gemm_rows<ops::Gemv>(it, x, w, y, 1, N, K, local_floats<ops::Gemv::LOCAL>(it));
+}
+KL_KERNEL(2) kl_gemm_few(const float *x, const float *w, float *y, ul M, ul N, ul K) {
+  auto it = item<2>();
+  ops::gemm_rows<ops::GemmFew>(it, x, w, y, M, N, K, local_floats<ops::GemmFew::LOCAL>(it));
 }

@@ -1,11 +1,109 @@
-// Host API over free-function kernels (runtime-compiler toolchains):
+// Launch layer over free-function kernels (runtime-compiler toolchains):
 // one line per op, mechanically mirroring device/free_kernels.cpp.
+#include "ops/attention.hpp"
+#include "ops/common.hpp"
+#include "ops/gemm.hpp"
+#include "runtime/launch.hpp"
 #include "runtime/runtime_impl.hpp"
 
-namespace kl {
+namespace kl::launch {
+namespace {
+using ul = unsigned long;
+using r1 = sycl::range<1>;
+using r2 = sycl::range<2>;
+constexpr size_t RL = ops::ROW_LANES;
+size_t up(size_t n, size_t m) { return Runtime::Impl::round_up(n, m); }
+// ops::each_in_block: one work-group of ROW_LANES per ELEM_BLOCK elements
+template <typename... Args> void elementwise(const char *name, Runtime &rt, size_t n, const Args &...args) {
+  rt.impl().launch<1>(name, r1{up(n, ops::ELEM_BLOCK) / ops::ELEM_BLOCK * RL}, r1{RL}, args...);
+}
+} // namespace
 
 void saxpy(Runtime &rt, float a, const float *x, float *y, size_t n) {
-  rt.impl().launch1d("kl_saxpy", n, a, x, y, (unsigned long)n);
+  elementwise("kl_saxpy", rt, n, a, x, y, (ul)n);
+}
+void silu(Runtime &rt, const float *x, float *y, size_t n) {
+  elementwise("kl_silu", rt, n, x, y, (ul)n);
+}
+void gelu_tanh(Runtime &rt, const float *x, float *y, size_t n) {
+  elementwise("kl_gelu_tanh", rt, n, x, y, (ul)n);
+}
+void gelu_erf(Runtime &rt, const float *x, float *y, size_t n) {
+  elementwise("kl_gelu_erf", rt, n, x, y, (ul)n);
+}
+void swiglu(Runtime &rt, const float *gate, const float *up_, float *y, size_t n) {
+  elementwise("kl_swiglu", rt, n, gate, up_, y, (ul)n);
+}
+void add(Runtime &rt, const float *a, const float *b, float *y, size_t n) {
+  elementwise("kl_add", rt, n, a, b, y, (ul)n);
+}
+void mul(Runtime &rt, const float *a, const float *b, float *y, size_t n) {
+  elementwise("kl_mul", rt, n, a, b, y, (ul)n);
 }
 
-} // namespace kl
+void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps) {
+  rt.impl().launch<1>("kl_rmsnorm", r1{rows * RL}, r1{RL}, x, weight, y, (ul)dim, eps);
+}
+void layernorm(Runtime &rt, const float *x, const float *weight, const float *bias, float *y, size_t rows,
+                      size_t dim, float eps) {
+  rt.impl().launch<1>("kl_layernorm", r1{rows * RL}, r1{RL}, x, weight, bias, y, (ul)dim, eps);
+}
+void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, int causal, size_t pos0,
+                    float temperature) {
+  rt.impl().launch<1>("kl_softmax", r1{rows * RL}, r1{RL}, x, y, (ul)cols, causal, (ul)pos0, temperature);
+}
+void row_sum(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
+  rt.impl().launch<1>("kl_row_sum", r1{rows * RL}, r1{RL}, x, out, (ul)cols);
+}
+void row_max(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
+  rt.impl().launch<1>("kl_row_max", r1{rows * RL}, r1{RL}, x, out, (ul)cols);
+}
+void row_argmax(Runtime &rt, const float *x, int32_t *out, size_t rows, size_t cols) {
+  rt.impl().launch<1>("kl_row_argmax", r1{rows * RL}, r1{RL}, x, out, (ul)cols);
+}
+void embedding(Runtime &rt, const float *table, const int32_t *ids, float *y, size_t n_ids, size_t dim) {
+  rt.impl().launch<1>("kl_embedding", r1{n_ids * RL}, r1{RL}, table, ids, y, (ul)dim);
+}
+
+void rope(Runtime &rt, float *x, const float *freq, size_t tokens, size_t heads, size_t head_dim,
+                 size_t pos0) {
+  rt.impl().launch<2>("kl_rope", r2{tokens, up(head_dim / 2, RL)}, r2{1, RL}, x, freq, (ul)heads,
+                             (ul)head_dim, (ul)pos0);
+}
+
+void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out,
+                      size_t tokens, size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0, float scale) {
+  rt.impl().launch<1>("kl_attention", r1{tokens * n_heads * RL}, r1{RL}, q, k_cache, v_cache, out,
+                             (ul)n_heads, (ul)(n_heads / n_kv_heads), (ul)head_dim, (ul)(n_kv_heads * head_dim),
+                             (ul)pos0, scale);
+}
+
+// ops::gemm_tile: one work-group of L1 x L0 per BM x BN tile of y
+template <typename T> void tiled(const char *name, Runtime &rt, const float *x, const float *w, float *y, size_t M,
+                                 size_t N, size_t K) {
+  rt.impl().launch<2>(name, r2{up(M, T::BM) / T::RM, up(N, T::BN) / T::RN}, r2{T::L1, T::L0}, x, w, y, (ul)M,
+                      (ul)N, (ul)K);
+}
+void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
+  tiled<ops::Gemm>("kl_gemm", rt, x, w, y, M, N, K);
+}
+void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
+  tiled<ops::GemmMid>("kl_gemm_mid", rt, x, w, y, M, N, K);
+}
+
+// ops::gemm_rows: work-groups of GROUPS x LANES, one per (x rows, w rows) block
+template <typename T> void rows_product(const char *name, Runtime &rt, size_t M, size_t N, const float *x,
+                                        const float *w, float *y, ul K, bool with_m) {
+  const size_t groups = up(M, T::MB) / T::MB * (up(N, T::ROWS) / T::ROWS);
+  const r2 global{groups * T::GROUPS, size_t(T::LANES)}, local{size_t(T::GROUPS), size_t(T::LANES)};
+  if (with_m) rt.impl().launch<2>(name, global, local, x, w, y, (ul)M, (ul)N, K);
+  else rt.impl().launch<2>(name, global, local, x, w, y, (ul)N, K);
+}
+void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_t K) {
+  rows_product<ops::Gemv>("kl_gemv", rt, 1, N, x, w, y, K, false);
+}
+void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
+  rows_product<ops::GemmFew>("kl_gemm_few", rt, M, N, x, w, y, K, true);
+}
+
+} // namespace kl::launch

@@ -44,11 +44,33 @@ const char *cl_error_name(cl_int e) {
   case CL_BUILD_PROGRAM_FAILURE: return "CL_BUILD_PROGRAM_FAILURE";
   case CL_INVALID_VALUE: return "CL_INVALID_VALUE";
   case CL_OUT_OF_HOST_MEMORY: return "CL_OUT_OF_HOST_MEMORY";
+  case CL_INVALID_KERNEL_ARGS: return "CL_INVALID_KERNEL_ARGS";
+  case CL_INVALID_WORK_GROUP_SIZE: return "CL_INVALID_WORK_GROUP_SIZE";
+  case CL_INVALID_ARG_SIZE: return "CL_INVALID_ARG_SIZE";
   default: return "OpenCL error";
   }
 }
 
 std::string describe(cl_int e) { return std::string(cl_error_name(e)) + " [" + std::to_string(e) + "]"; }
+
+// Several runtimes in one process: Intel's CPU runtime latches the ISA of
+// the first native binary it loads; a later binary for a higher ISA is then
+// refused (after sse4.2, avx2 gets CL_INVALID_BINARY and the loader falls
+// back). That refusal keeps it consistent: pinning the ISA with
+// CL_CONFIG_CPU_TARGET_ARCH made avx2 load after sse4.2, but a SPIR-V image
+// JIT-compiled after that computed garbage (SSE builtins under AVX2 code).
+// So the loader leaves the variable alone and reports what it got.
+
+// Whether this CPU has the ISA of a native image id (ids of targets.yaml).
+bool cpu_has(const std::string &id) {
+  __builtin_cpu_init();
+  if (id == "avx512")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (id == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (id == "sse4.2") return __builtin_cpu_supports("sse4.2");
+  return false;
+}
 
 bool is_opencl_cpu(const sycl::device &d) {
   return d.get_backend() == sycl::backend::opencl && d.is_cpu();
@@ -56,7 +78,9 @@ bool is_opencl_cpu(const sycl::device &d) {
 
 } // namespace
 
-Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
+Runtime::Runtime() : Runtime(std::string()) {}
+
+Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
   Impl &m = *impl_;
   sycl::device dev;
   bool found = false;
@@ -65,12 +89,14 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
   if (!found)
     throw Error("no OpenCL CPU device found (is intel-opencl-rt installed, and "
                 "OCL_ICD_FILENAMES unset or pointing at libintelocl.so?)");
-  m.q = sycl::queue(dev, sycl::property::queue::in_order());
+  m.q = sycl::queue(dev, m.async_handler(), sycl::property::queue::in_order());
   cl_context ctx = sycl::get_native<sycl::backend::opencl>(m.q.get_context());
   cl_device_id cdev = sycl::get_native<sycl::backend::opencl>(dev);
 
-  const char *forced = std::getenv("SYCLFORGE_IMAGE");
+  const char *forced = image.empty() ? std::getenv("SYCLFORGE_IMAGE") : image.c_str();
   if (forced && !*forced) forced = nullptr;
+  // How errors name the choice: the environment variable, or kl_create's argument.
+  const std::string asked = forced ? (image.empty() ? "SYCLFORGE_IMAGE=" : "image ") + std::string(forced) : "";
   if (forced) {
     bool known = false;
     std::string ids;
@@ -79,7 +105,7 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
       ids += (i ? ", " : "") + std::string(kl_embedded_images[i].id);
     }
     if (!known)
-      throw Error(std::string("SYCLFORGE_IMAGE=") + forced + ": no such image in this binary (it holds: " + ids + ")");
+      throw Error(asked + ": no such image in this binary (it holds: " + ids + ")");
   }
 
   for (size_t i = 0; i < kl_embedded_image_count; ++i) {
@@ -101,7 +127,11 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
       if (err != CL_SUCCESS) clReleaseProgram(p);
     }
     if (err != CL_SUCCESS) {
-      m.attempts.push_back({img.id, false, describe(err)});
+      std::string why = describe(err);
+      if (err == CL_INVALID_BINARY && cpu_has(img.id))
+        why = "CL_INVALID_BINARY [-42] (this CPU has " + std::string(img.id) +
+              ", but this process already loaded a lower-ISA image and the CPU runtime then refuses higher ones)";
+      m.attempts.push_back({img.id, false, why});
       continue;
     }
     m.attempts.push_back({img.id, true, ""});
@@ -112,31 +142,75 @@ Runtime::Runtime() : impl_(std::make_unique<Impl>()) {
   if (!m.program) {
     std::string why;
     for (const auto &a : m.attempts) why += "\n  " + a.image + ": " + a.why;
-    throw Error(std::string(forced ? "SYCLFORGE_IMAGE=" + std::string(forced) + " cannot run"
+    throw Error(std::string(forced ? asked + " cannot run"
                                    : "no embedded image runs") +
                 " on device \"" + device_name() + "\":" + why);
   }
+  m.native_queue = sycl::get_native<sycl::backend::opencl>(m.q); // retained; released by ~Runtime
+  m.finish_native = [&m] { clFinish(static_cast<cl_command_queue>(m.native_queue)); };
   if (const char *v = std::getenv("SYCLFORGE_VERBOSE"); v && *v && std::string(v) != "0")
     std::fprintf(stderr, "syclforge: device=\"%s\" image=%s\n", device_name().c_str(), m.image.c_str());
 }
 
 Runtime::~Runtime() {
-  for (auto &kv : impl_->kernels) clReleaseKernel(static_cast<cl_kernel>(kv.second.first));
+  try {
+    impl_->sync();
+  } catch (...) {
+  }
+  for (auto &kv : impl_->kernels) clReleaseKernel(static_cast<cl_kernel>(kv.second));
   if (impl_->program) clReleaseProgram(static_cast<cl_program>(impl_->program));
+  impl_->finish_native = nullptr;
+  if (impl_->native_queue) clReleaseCommandQueue(static_cast<cl_command_queue>(impl_->native_queue));
 }
 
 // Free-function kernels appear in the images as __sycl_kernel_<name>.
-sycl::kernel Runtime::Impl::kernel(const char *name) {
-  auto it = kernels.find(name);
-  if (it != kernels.end()) return it->second.second;
+// Called with mutex held.
+static cl_kernel kernel_of(Runtime::Impl &m, const char *name, size_t nargs) {
+  auto it = m.kernels.find(name);
+  if (it != m.kernels.end()) return static_cast<cl_kernel>(it->second);
   cl_int err = CL_SUCCESS;
   std::string entry = std::string("__sycl_kernel_") + name;
-  cl_kernel k = clCreateKernel(static_cast<cl_program>(program), entry.c_str(), &err);
+  cl_kernel k = clCreateKernel(static_cast<cl_program>(m.program), entry.c_str(), &err);
   if (err != CL_SUCCESS)
-    throw Error("image " + image + " has no kernel " + name + ": " + describe(err));
-  sycl::kernel sk = sycl::make_kernel<sycl::backend::opencl>(k, q.get_context());
-  kernels.emplace(name, std::make_pair(static_cast<void *>(k), sk));
-  return sk;
+    throw Error("image " + m.image + " has no kernel " + name + ": " + describe(err));
+  // The device compiler drops parameters a kernel never reads; the launcher
+  // would then set the wrong arguments.
+  cl_uint have = 0;
+  clGetKernelInfo(k, CL_KERNEL_NUM_ARGS, sizeof have, &have, nullptr);
+  if (have != nargs) {
+    clReleaseKernel(k);
+    throw Error("kernel " + std::string(name) + " of image " + m.image + " takes " + std::to_string(have) +
+                " arguments, the launcher passes " + std::to_string(nargs) +
+                " (does the kernel use every parameter?)");
+  }
+  m.kernels.emplace(name, k);
+  return k;
+}
+
+void Runtime::Impl::enqueue(const char *name, int dims, const size_t *global, const size_t *local, const Arg *args,
+                            size_t nargs) {
+  using SetPtr = cl_int (*)(cl_kernel, cl_uint, const void *);
+  static const SetPtr set_usm = [this] { // one platform (Intel's CPU runtime) per process
+    cl_platform_id pl = sycl::get_native<sycl::backend::opencl>(q.get_device().get_platform());
+    auto f = reinterpret_cast<SetPtr>(clGetExtensionFunctionAddressForPlatform(pl, "clSetKernelArgMemPointerINTEL"));
+    if (!f) throw Error("the OpenCL platform lacks clSetKernelArgMemPointerINTEL (USM)");
+    return f;
+  }();
+  cl_command_queue cq = static_cast<cl_command_queue>(native_queue);
+  std::lock_guard<std::mutex> lock(mutex); // arguments live in the cl_kernel until it is enqueued
+  cl_kernel k = kernel_of(*this, name, nargs);
+  for (size_t i = 0; i < nargs; ++i) {
+    cl_int err = args[i].usm ? set_usm(k, cl_uint(i), *static_cast<void *const *>(args[i].value))
+                             : clSetKernelArg(k, cl_uint(i), args[i].size, args[i].value);
+    if (err != CL_SUCCESS) throw Error(std::string(name) + ": setting argument " + std::to_string(i) + " failed: " + describe(err));
+  }
+  size_t g[3], l[3]; // OpenCL's dimension 0 is SYCL's last (fastest)
+  for (int d = 0; d < dims; ++d) {
+    g[d] = global[dims - 1 - d];
+    l[d] = local[dims - 1 - d];
+  }
+  cl_int err = clEnqueueNDRangeKernel(cq, k, cl_uint(dims), nullptr, g, l, 0, nullptr, nullptr);
+  if (err != CL_SUCCESS) throw Error(std::string(name) + ": enqueue failed: " + describe(err));
 }
 
 std::vector<ImageInfo> Runtime::images() {

@@ -1,7 +1,10 @@
 // Internal state shared by the runtime and the launch wrappers.
 #pragma once
+#include <functional>
 #include <map>
+#include <mutex>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -16,25 +19,70 @@ struct Runtime::Impl {
   std::string image;
   std::vector<Attempt> attempts;
   void *program = nullptr; // cl_program, runtime-compiler toolchains only
-  std::map<std::string, std::pair<void *, sycl::kernel>> kernels;
+  std::map<std::string, void *> kernels; // name -> cl_kernel
+  std::mutex mutex;                      // kernels, rope_tables, kernel arguments while enqueueing
+  void *native_queue = nullptr;          // cl_command_queue under q, runtime-compiler toolchains
+  std::function<void()> finish_native;   // clFinish of it
 
-  // The kernel named `name` from the chosen image (runtime-compiler only).
-  sycl::kernel kernel(const char *name);
-
-  // Launch a 1-D free-function kernel over n work-items, rounded up to a
-  // whole number of work-groups; kernels guard their own tail.
-  template <typename... Args>
-  void launch1d(const char *name, size_t n, Args... args) {
-    if (n == 0) return;
-    sycl::kernel k = kernel(name);
-    constexpr size_t wg = 64;
-    size_t global = (n + wg - 1) / wg * wg;
-    q.submit([&](sycl::handler &h) {
-      int i = 0;
-      (h.set_arg(i++, args), ...);
-      h.parallel_for(sycl::nd_range<1>{global, wg}, k);
-    });
+  // Asynchronous errors (a failed kernel), reported by Runtime::wait().
+  std::mutex error_mutex;
+  std::vector<std::string> async_errors;
+  sycl::async_handler async_handler() {
+    return [this](sycl::exception_list list) {
+      std::lock_guard<std::mutex> lock(error_mutex);
+      for (auto &e : list) {
+        try {
+          std::rethrow_exception(e);
+        } catch (const std::exception &x) {
+          async_errors.push_back(x.what());
+        } catch (...) {
+          async_errors.push_back("unknown asynchronous error");
+        }
+      }
+    };
   }
+
+  // RoPE inverse frequencies per (theta, head_dim), on the device: hi[half]
+  // then lo[half], computed in double on the host (ops/rope.hpp says why).
+  std::map<std::pair<uint32_t, size_t>, float *> rope_tables;
+  const float *rope_table(float theta, size_t head_dim);
+
+  // Host-USM copies of embedding ids (the caller's array may be gone by the
+  // time the kernel runs), freed at the next sync(), when no kernel reads them.
+  std::mutex staged_mutex;
+  std::vector<void *> staged;
+  void *stage(const void *data, size_t bytes);
+
+  // Waits for everything enqueued (SYCL's and native), then frees staged copies.
+  void sync();
+
+  ~Impl();
+
+  // Runtime-compiler toolchains: enqueue free-function kernel `name` straight
+  // on the OpenCL queue under the SYCL queue (an in-order queue, so it stays
+  // ordered with SYCL's copies); that costs ~5 us a launch against ~14 us
+  // through handler::set_arg + parallel_for. Sizes in SYCL order (slowest
+  // dimension first). Checks that the kernel takes nargs arguments.
+  struct Arg {
+    const void *value;
+    size_t size;
+    bool usm; // a USM pointer (passed by clSetKernelArgMemPointerINTEL)
+  };
+  void enqueue(const char *name, int dims, const size_t *global, const size_t *local, const Arg *args,
+               size_t nargs);
+
+  template <int D, typename... Args>
+  void launch(const char *name, sycl::range<D> global, sycl::range<D> local, const Args &...args) {
+    const Arg a[] = {Arg{&args, sizeof(Args), std::is_pointer_v<Args>}...};
+    size_t g[D], l[D];
+    for (int d = 0; d < D; ++d) {
+      g[d] = global[d];
+      l[d] = local[d];
+    }
+    enqueue(name, D, g, l, a, sizeof...(Args));
+  }
+
+  static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 };
 
 } // namespace kl

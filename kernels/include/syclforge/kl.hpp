@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -38,11 +39,16 @@ public:
   // Picks the device and the image (honours SYCLFORGE_IMAGE and
   // SYCLFORGE_VERBOSE). Throws kl::Error with a readable message.
   Runtime();
+  // Forces one image, as SYCLFORGE_IMAGE=image would ("" = Runtime()).
+  explicit Runtime(const std::string &image);
   ~Runtime();
   Runtime(const Runtime &) = delete;
   Runtime &operator=(const Runtime &) = delete;
 
+  // In-order. Ops are enqueued on it, or (runtime-compiler builds) straight
+  // on the OpenCL queue under it: same order, but wait with wait().
   sycl::queue &queue();
+  void wait(); // blocks until enqueued work is done; kl::Error on device errors
   std::string device_name() const;
   std::string image() const;                    // the chosen image id
   const std::vector<Attempt> &attempts() const; // the loader's tries, in order
@@ -57,7 +63,43 @@ private:
   std::unique_ptr<Impl> impl_;
 };
 
-// ---- ops (device pointers are USM allocations on rt.queue()) -------------
-void saxpy(Runtime &rt, float a, const float *x, float *y, size_t n);
+// ---- ops -----------------------------------------------------------------
+// The C ABI (syclforge/kl_c.h) says what each op computes; these mirror it.
+// Tensors are dense row-major fp32 USM allocations on rt.queue(); ops are
+// enqueued and return at once. Bad arguments throw kl::Error before anything
+// is enqueued. Zero-sized inputs do nothing.
+void saxpy(Runtime &rt, float a, const float *x, float *y, size_t n); // y = a x + y
+
+// y[M,N] = x[M,K] . w[N,K]^T  (w row-major [out, in])
+void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
+// y[N] = w[N,K] . x[K]
+void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_t K);
+
+void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps);
+void layernorm(Runtime &rt, const float *x, const float *weight, const float *bias, float *y, size_t rows,
+               size_t dim, float eps);
+void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, bool causal, size_t pos0,
+             float temperature);
+// positions pos0 + t must stay below 2^24 (exact in fp32)
+void rope(Runtime &rt, float *x, size_t tokens, size_t heads, size_t head_dim, size_t pos0, float theta);
+
+void silu(Runtime &rt, const float *x, float *y, size_t n);
+void gelu_tanh(Runtime &rt, const float *x, float *y, size_t n);
+void gelu_erf(Runtime &rt, const float *x, float *y, size_t n);
+void swiglu(Runtime &rt, const float *gate, const float *up, float *y, size_t n);
+void add(Runtime &rt, const float *a, const float *b, float *y, size_t n);
+void mul(Runtime &rt, const float *a, const float *b, float *y, size_t n);
+
+// ids_host: host memory, copied before the call returns; range-checked.
+void embedding(Runtime &rt, const float *table, const int32_t *ids_host, float *y, size_t n_ids, size_t dim,
+               size_t vocab);
+
+void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out, size_t tokens,
+               size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0, size_t max_seq, float scale);
+
+// Row-wise over x[rows, cols], cols >= 1, NumPy NaN semantics.
+void sum(Runtime &rt, const float *x, float *out, size_t rows, size_t cols);
+void max(Runtime &rt, const float *x, float *out, size_t rows, size_t cols);
+void argmax(Runtime &rt, const float *x, int32_t *out, size_t rows, size_t cols);
 
 } // namespace kl

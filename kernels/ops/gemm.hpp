@@ -1,0 +1,152 @@
+// Matrix products with weights stored as a Hugging Face Linear: w[out, in],
+// row-major, so both operands run along K.
+//
+// GEMM is shaped for CPUs whose OpenCL compiler vectorises across work-items
+// of the fastest dimension: neighbouring work-items own neighbouring output
+// columns, so the weight tile is stored transposed in local memory
+// (ws[k][n]) and each k step is one vector load of weights per RN columns and
+// one broadcast of x per RM rows, feeding RM x RN register accumulators.
+#pragma once
+#include "common.hpp"  // relative: the runtime compiler sees ops/ as a virtual folder
+
+namespace kl::ops {
+
+template <int RM_, int RN_, int L0_, int L1_, int BK_> struct GemmTiles {
+  static constexpr int RM = RM_; // rows of y per work-item
+  static constexpr int RN = RN_; // columns of y per work-item, L0 apart
+  static constexpr int L0 = L0_; // work-items along N (the fast dimension)
+  static constexpr int L1 = L1_; // work-items along M
+  static constexpr int BK = BK_; // K per local tile
+  static constexpr int BM = RM * L1, BN = RN * L0;
+  static constexpr int LOCAL = BK * BN; // floats of local memory
+};
+
+// Measured on AVX2 (Zen 3), /tmp sweeps of RM x RN x L0 x L1 x BK: BM 96,
+// BN 32 for large M; BM 32 wastes fewer rows for 16 < M <= 64.
+using Gemm = GemmTiles<6, 2, 16, 16, 128>;
+using GemmMid = GemmTiles<4, 2, 16, 8, 128>;
+constexpr size_t GEMM_MID_MAX_M = 64;
+
+// One work-group computes y[BM, BN] tile (group(0), group(1)) of
+// y[M,N] = x[M,K] . w[N,K]^T. ws: Tiles::LOCAL floats of local memory.
+template <typename Tiles>
+inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w, float *y, size_t M, size_t N,
+                      size_t K, float *ws) {
+  constexpr int RM = Tiles::RM, RN = Tiles::RN, L0 = Tiles::L0, BK = Tiles::BK, BN = Tiles::BN;
+  constexpr int L1 = Tiles::L1;
+  static_assert(L1 % RN == 0, "the copy gives each work-item one column of the tile");
+  auto g = it.get_group();
+  float acc[RM][RN];
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) acc[i][j] = 0.f;
+  for (size_t k0 = 0; k0 < K; k0 += BK) {
+    const size_t kc = imin(size_t(BK), K - k0);
+    {
+      // Transposing copy: work-item (ly, lx) copies column nn of the tile
+      // (row n0 + nn of w), k = kk0, kk0 + L1/RN, ...; neighbouring lanes
+      // write neighbouring floats of ws.
+      const size_t ly = it.get_local_id(0), lx = it.get_local_id(1);
+      const size_t nn = lx + L0 * (ly % RN), kk0 = ly / RN;
+      const float *wrow = w + imin(it.get_group(1) * BN + nn, N - 1) * K + k0; // columns past N: clamped, not stored
+      float *dst = ws + nn;
+      if (kc == size_t(BK)) {
+        for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[kk];
+      } else {
+        for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[imin(kk, kc - 1)];
+      }
+    }
+    sycl::group_barrier(g);
+    const size_t m0 = it.get_group(0) * Tiles::BM + it.get_local_id(0) * RM;
+    size_t xr[RM]; // the same in every lane: x loads are broadcasts
+    for (int i = 0; i < RM; ++i) xr[i] = imin(m0 + i, M - 1) * K + k0; // rows past M: clamped, not stored
+    const float *wk = ws + it.get_local_id(1);
+    if (kc == size_t(BK)) {
+#pragma unroll 8
+      for (int kk = 0; kk < BK; ++kk) {
+        float b[RN];
+        for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
+        for (int i = 0; i < RM; ++i) {
+          float a = x[xr[i] + kk];
+          for (int j = 0; j < RN; ++j) acc[i][j] = sycl::fma(a, b[j], acc[i][j]);
+        }
+      }
+    } else {
+      for (size_t kk = 0; kk < kc; ++kk) {
+        float b[RN];
+        for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
+        for (int i = 0; i < RM; ++i) {
+          float a = x[xr[i] + kk];
+          for (int j = 0; j < RN; ++j) acc[i][j] = sycl::fma(a, b[j], acc[i][j]);
+        }
+      }
+    }
+    sycl::group_barrier(g);
+  }
+  const size_t m0 = it.get_group(0) * Tiles::BM + it.get_local_id(0) * RM;
+  const size_t n0 = it.get_group(1) * BN + it.get_local_id(1);
+  for (int i = 0; i < RM; ++i)
+    for (int j = 0; j < RN; ++j) {
+      size_t m = m0 + i, n = n0 + j * L0;
+      if (m < M && n < N) y[m * N + n] = acc[i][j];
+    }
+}
+
+// Few-row products (GEMV for decode, GEMM with small M): no transposed
+// tile, since each weight is used only M times. A work-group has
+// ROW_GROUPS x ROW_LANES work-items; each takes RPW rows of w and MB rows of
+// x (each weight load feeds MB FMAs, each x load RPW), its lane strides K
+// (contiguous loads), KU steps at a time, and the lanes' partial sums meet in
+// local memory. Group g covers w rows (g % nb) * ROWS.. and x rows
+// (g / nb) * MB.., nb = ceil(N / ROWS).
+template <int RPW_, int MB_, int KU_> struct RowTiles {
+  static constexpr int RPW = RPW_, MB = MB_, KU = KU_;
+  static constexpr int GROUPS = 4, LANES = 8;
+  static constexpr int ROWS = RPW * GROUPS;            // rows of w per work-group
+  static constexpr int LOCAL = ROWS * MB * LANES;      // floats of local memory
+};
+using Gemv = RowTiles<4, 1, 2>;     // one token
+using GemmFew = RowTiles<4, 2, 1>;  // a few tokens
+constexpr size_t GEMM_FEW_MAX_M = 16; // up to here GemmFew beats the tiled GEMM (measured)
+
+template <typename T>
+inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w, float *y, size_t M, size_t N,
+                      size_t K, float *scratch) {
+  constexpr int RPW = T::RPW, MB = T::MB, KU = T::KU;
+  const Lanes l(it);
+  const size_t nb = (N + T::ROWS - 1) / T::ROWS, g = it.get_group(0);
+  const size_t r0 = it.get_local_id(0) * RPW, n0 = (g % nb) * T::ROWS + r0, m0 = (g / nb) * MB;
+  const float *wr[RPW], *xr[MB];
+  for (int j = 0; j < RPW; ++j) wr[j] = w + imin(n0 + j, N - 1) * K; // rows past N or M: clamped, not stored
+  for (int i = 0; i < MB; ++i) xr[i] = x + imin(m0 + i, M - 1) * K;
+  float acc[RPW][MB][KU] = {};
+  const size_t step = KU * l.lanes, whole = K - K % step;
+  for (size_t b = 0; b < whole; b += step)
+    for (int u = 0; u < KU; ++u) {
+      const size_t k = b + u * l.lanes + l.lane;
+      float xv[MB];
+      for (int i = 0; i < MB; ++i) xv[i] = xr[i][k];
+      for (int j = 0; j < RPW; ++j) {
+        const float wv = wr[j][k];
+        for (int i = 0; i < MB; ++i) acc[j][i][u] = sycl::fma(wv, xv[i], acc[j][i][u]);
+      }
+    }
+  for (size_t k = whole + l.lane; k < K; k += l.lanes) // short tail
+    for (int j = 0; j < RPW; ++j)
+      for (int i = 0; i < MB; ++i) acc[j][i][0] = sycl::fma(wr[j][k], xr[i][k], acc[j][i][0]);
+  for (int j = 0; j < RPW; ++j)
+    for (int i = 0; i < MB; ++i) {
+      float s = 0.f;
+      for (int u = 0; u < KU; ++u) s += acc[j][i][u];
+      scratch[((r0 + j) * MB + i) * T::LANES + l.lane] = s;
+    }
+  sycl::group_barrier(it.get_group());
+  // lane j sums row r0 + j of w for every x row
+  if (l.lane < size_t(RPW) && n0 + l.lane < N)
+    for (int i = 0; i < MB; ++i) {
+      float s = 0.f;
+      for (int q = 0; q < T::LANES; ++q) s += scratch[((r0 + l.lane) * MB + i) * T::LANES + q];
+      if (m0 + i < M) y[(m0 + i) * N + n0 + l.lane] = s;
+    }
+}
+
+} // namespace kl::ops

@@ -1,0 +1,40 @@
+// Rotary position embedding, Hugging Face Llama "rotate half" convention:
+// element i < head_dim/2 pairs with i + head_dim/2.
+#pragma once
+#include <sycl/sycl.hpp>
+
+namespace kl::ops {
+
+// cos and sin of pos * inv_freq, inv_freq = f_hi + f_lo (the host computes
+// theta^(-2i/head_dim) in double and splits it into two floats). The angle
+// is formed and reduced modulo 2 pi in double-float, so positions in the
+// thousands keep ~1e-7 accuracy instead of the ~1e-4 that rounding the raw
+// angle to float would cost.
+inline void rope_cos_sin(float pos, float f_hi, float f_lo, float &c, float &s) {
+  float p = pos * f_hi;
+  float p_err = sycl::fma(pos, f_hi, -p) + pos * f_lo;  // exact product error + low part
+  const float two_pi_hi = 6.28318548202514648f;        // float(2 pi)
+  const float two_pi_lo = -1.7484555314695172e-07f;    // 2 pi - two_pi_hi
+  float k = sycl::rint(p * 0.15915494309189535f);
+  float r = sycl::fma(-k, two_pi_hi, p); // p - k*2pi_hi, rounded once, |r| <= ~pi
+  r = sycl::fma(-k, two_pi_lo, r) + p_err;
+  c = sycl::cos(r);
+  s = sycl::sin(r);
+}
+
+// (x0, x1) = (x[i], x[i + half]) -> x * cos + rotate_half(x) * sin
+template <typename T> inline void rope_pair(T &x0, T &x1, T c, T s) {
+  T a = x0, b = x1;
+  x0 = a * c - b * s;
+  x1 = b * c + a * s;
+}
+
+// Frequency i of every head of one token: x_t = x[t, :, :], at position pos.
+inline void rope_token(float *x_t, size_t heads, size_t head_dim, size_t i, float pos, float f_hi, float f_lo) {
+  float c, s;
+  rope_cos_sin(pos, f_hi, f_lo, c, s);
+  const size_t half = head_dim / 2;
+  for (size_t h = 0; h < heads; ++h) rope_pair(x_t[h * head_dim + i], x_t[h * head_dim + i + half], c, s);
+}
+
+} // namespace kl::ops

@@ -1,0 +1,40 @@
+// Numerically stable row softmax with temperature and an optional causal mask.
+#pragma once
+#include "common.hpp"  // relative: the runtime compiler sees ops/ as a virtual folder
+
+namespace kl::ops {
+
+// Columns a causal row `row` may see (it starts at position pos0 + row).
+inline size_t softmax_visible(size_t cols, int causal, size_t pos0, size_t row) {
+  if (!causal) return cols;
+  size_t last = pos0 + row; // sees columns 0 .. last
+  return last + 1 < cols ? last + 1 : cols;
+}
+
+// y = exp(z - max z) / sum exp(z - max z), z = x / temperature, over the
+// first `visible` columns; the rest of the row is 0. A NaN makes the sum NaN,
+// so the whole row comes out NaN, as with NumPy. max z = (max x) / t exactly
+// (t > 0 and rounding are monotonic), and z - max z is formed as
+// (x - max x) / t.
+template <int D>
+inline void softmax_row(const sycl::nd_item<D> &it, const float *x, float *y, size_t cols, size_t visible,
+                        float temperature) {
+  Lanes l(it);
+  float m[4] = {-INF, -INF, -INF, -INF};
+  // Which of several NaNs or a NaN vs a number wins does not matter: a NaN
+  // anywhere reaches the sum, so one compare per element is enough.
+  l.fold(visible, m, [&](float &a, size_t i) { a = x[i] > a ? x[i] : a; });
+  const float xmax = sycl::reduce_over_group(it.get_group(), sycl::fmax(sycl::fmax(m[0], m[1]), sycl::fmax(m[2], m[3])),
+                                             sycl::maximum<float>());
+  const float inv_t = 1.f / temperature;
+  float total = group_sum_of(it, l, visible, [&](size_t i) {
+    float e = exp_flush((x[i] - xmax) * inv_t);
+    y[i] = e;
+    return e;
+  });
+  const float inv = 1.f / total;
+  l.each(visible, [&](size_t i) { y[i] *= inv; });
+  for (size_t i = visible + l.lane; i < cols; i += l.lanes) y[i] = 0.f; // masked tail: short or absent
+}
+
+} // namespace kl::ops

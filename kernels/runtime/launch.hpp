@@ -1,0 +1,44 @@
+// The launch layer: one function per op, implemented once per way of
+// launching kernels (launch_free.cpp for runtime-compiler toolchains,
+// launch_lambda.cpp for single-source ones). Arguments are already checked
+// (api.cpp) and sizes are non-zero; these only map the op onto an nd-range.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include <sycl/sycl.hpp>
+
+#include "syclforge/kl.hpp"
+
+namespace kl::launch {
+
+void saxpy(Runtime &rt, float a, const float *x, float *y, size_t n);
+void silu(Runtime &rt, const float *x, float *y, size_t n);
+void gelu_tanh(Runtime &rt, const float *x, float *y, size_t n);
+void gelu_erf(Runtime &rt, const float *x, float *y, size_t n);
+void swiglu(Runtime &rt, const float *gate, const float *up, float *y, size_t n);
+void add(Runtime &rt, const float *a, const float *b, float *y, size_t n);
+void mul(Runtime &rt, const float *a, const float *b, float *y, size_t n);
+void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps);
+void layernorm(Runtime &rt, const float *x, const float *weight, const float *bias, float *y, size_t rows,
+                      size_t dim, float eps);
+void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, int causal, size_t pos0,
+                    float temperature);
+void row_sum(Runtime &rt, const float *x, float *out, size_t rows, size_t cols);
+void row_max(Runtime &rt, const float *x, float *out, size_t rows, size_t cols);
+void row_argmax(Runtime &rt, const float *x, int32_t *out, size_t rows, size_t cols);
+// ids: device-accessible (host USM staged by api.cpp), already range-checked
+void embedding(Runtime &rt, const float *table, const int32_t *ids, float *y, size_t n_ids, size_t dim);
+// freq: Runtime::Impl::rope_table
+void rope(Runtime &rt, float *x, const float *freq, size_t tokens, size_t heads, size_t head_dim,
+                 size_t pos0);
+void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out,
+                      size_t tokens, size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0, float scale);
+void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
+void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_t K);
+// GEMM for M <= ops::GEMM_MID_MAX_M
+void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
+// GEMM for M <= ops::GEMM_FEW_MAX_M
+void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
+
+} // namespace kl::launch
