@@ -53,13 +53,58 @@ const char *cl_error_name(cl_int e) {
 
 std::string describe(cl_int e) { return std::string(cl_error_name(e)) + " [" + std::to_string(e) + "]"; }
 
-// Several runtimes in one process: Intel's CPU runtime latches the ISA of
-// the first native binary it loads; a later binary for a higher ISA is then
-// refused (after sse4.2, avx2 gets CL_INVALID_BINARY and the loader falls
-// back). That refusal keeps it consistent: pinning the ISA with
-// CL_CONFIG_CPU_TARGET_ARCH made avx2 load after sse4.2, but a SPIR-V image
-// JIT-compiled after that computed garbage (SSE builtins under AVX2 code).
-// So the loader leaves the variable alone and reports what it got.
+// Several runtimes of different images in one process, any order. Intel's
+// CPU runtime (2025.3) behaves as follows (checked on AVX2: every order of
+// sse4.2, avx2 and spirv runtimes, then every op of each):
+// - Unless CL_CONFIG_CPU_TARGET_ARCH is set when it starts, each native
+//   binary it loads lowers the ISA it accepts from then on: after sse4.2, an
+//   avx2 binary is refused (CL_INVALID_BINARY) on an AVX2 CPU.
+// - With the variable set, binaries up to that ISA load in any order (higher
+//   ones are still refused), but a SPIR-V program JIT-compiled right after a
+//   lower-ISA binary was loaded computes garbage: the JIT code gets that
+//   binary's builtins (SSE exp under AVX2 code). Loading a binary of the
+//   pinned ISA just before the JIT puts them back; programs already built
+//   are not affected.
+// So: pin the best ISA this CPU has before SYCL starts the runtime, and load
+// the image of that ISA before building the SPIR-V one. Never pin an ISA the
+// CPU lacks: the runtime trusts the variable. A user's own value wins.
+const char *arch_of(const std::string &id) { // toolchains/oneapi-pip.yaml
+  return id == "avx512" ? "skx" : id == "avx2" ? "core-avx2" : id == "sse4.2" ? "corei7" : nullptr;
+}
+
+// Declared below.
+bool cpu_has(const std::string &id);
+
+__attribute__((constructor)) void pin_cpu_runtime_isa() {
+  for (const char *id : {"avx512", "avx2", "sse4.2"})
+    if (cpu_has(id)) {
+      setenv("CL_CONFIG_CPU_TARGET_ARCH", arch_of(id), 0);
+      return;
+    }
+}
+
+// Loads and drops the embedded native image of the pinned ISA (see above).
+void resync_builtins(cl_context ctx, cl_device_id dev) {
+  const char *pinned = std::getenv("CL_CONFIG_CPU_TARGET_ARCH");
+  if (!pinned) return;
+  for (size_t i = 0; i < kl_embedded_image_count; ++i) {
+    const kl_embedded_image &img = kl_embedded_images[i];
+    const char *arch = arch_of(img.id);
+    if (std::string(img.kind) != "native" || !arch || std::string(arch) != pinned) continue;
+    cl_int err = CL_SUCCESS, status = CL_SUCCESS;
+    const unsigned char *bin = img.data;
+    size_t size = img.size;
+    cl_program p = clCreateProgramWithBinary(ctx, 1, &dev, &size, &bin, &status, &err);
+    if (err == CL_SUCCESS) {
+      clBuildProgram(p, 1, &dev, "", nullptr, nullptr);
+      clReleaseProgram(p);
+    }
+    return;
+  }
+}
+
+// One loader at a time in the process: the runtime's state is global.
+std::mutex loader_mutex;
 
 // Whether this CPU has the ISA of a native image id (ids of targets.yaml).
 bool cpu_has(const std::string &id) {
@@ -108,12 +153,14 @@ Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
       throw Error(asked + ": no such image in this binary (it holds: " + ids + ")");
   }
 
+  std::lock_guard<std::mutex> lock(loader_mutex);
   for (size_t i = 0; i < kl_embedded_image_count; ++i) {
     const kl_embedded_image &img = kl_embedded_images[i];
     if (forced && std::string(forced) != img.id) continue;
     cl_int err = CL_SUCCESS;
     cl_program p;
     if (std::string(img.kind) == "portable") {
+      resync_builtins(ctx, cdev);
       p = clCreateProgramWithIL(ctx, img.data, img.size, &err);
     } else {
       cl_int status = CL_SUCCESS;
@@ -130,7 +177,8 @@ Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
       std::string why = describe(err);
       if (err == CL_INVALID_BINARY && cpu_has(img.id))
         why = "CL_INVALID_BINARY [-42] (this CPU has " + std::string(img.id) +
-              ", but this process already loaded a lower-ISA image and the CPU runtime then refuses higher ones)";
+              ", but the CPU runtime was started for a lower ISA: CL_CONFIG_CPU_TARGET_ARCH, or a lower-ISA image"
+              " loaded before this library pinned it)";
       m.attempts.push_back({img.id, false, why});
       continue;
     }
