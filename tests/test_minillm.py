@@ -11,8 +11,10 @@ import pytest
 
 from helpers import REPO, run, scons
 
-sys.path.insert(0, str(REPO / "models"))
-import reference  # noqa: E402
+# models/ is a package: import it by that name, so that its reference.py
+# does not clash with kernels/python/reference.py in one pytest process.
+sys.path.insert(0, str(REPO))
+from models import reference  # noqa: E402
 
 MODEL = REPO / "models" / "tiny-fortunes"
 MINILLM = REPO / "build" / "cpu-x86" / "bin" / "minillm"
