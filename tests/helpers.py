@@ -42,3 +42,10 @@ def run(cmd, env=None, timeout=300):
     full_env.update(env or {})
     return subprocess.run([str(c) for c in cmd], env=full_env, text=True, capture_output=True,
                           timeout=timeout)
+
+
+def cpu_flags():
+    """This CPU's feature flags (/proc/cpuinfo): which native images it can run."""
+    import re
+    text = open("/proc/cpuinfo").read()
+    return set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split())

@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from helpers import REPO, copy_checkout, run, scons
+from helpers import REPO, copy_checkout, cpu_flags, run, scons
 
 KL_INFO = REPO / "build" / "cpu-x86" / "bin" / "kl-info"
 
@@ -14,11 +14,6 @@ def built():
     """`scons target=all` in the repository, as the README says."""
     proc = scons("target=all")
     return proc
-
-
-def cpu_flags():
-    text = open("/proc/cpuinfo").read()
-    return set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split())
 
 
 def test_build_all_summarises_every_target(built):

@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 import pytest
 
-from helpers import REPO, scons
+from helpers import REPO, cpu_flags, scons
 
 sys.path.insert(0, str(REPO / "kernels" / "python"))
 import reference as R  # noqa: E402
@@ -24,10 +24,6 @@ from syclforge_kl import OPS, KLError, MissingOpError, Runtime  # noqa: E402
 LIB = REPO / "build" / "cpu-x86" / "lib" / "libsyclforge_kl.so"
 HEADER = REPO / "kernels" / "include" / "syclforge" / "kl_c.h"
 
-
-def cpu_flags():
-    text = open("/proc/cpuinfo").read()
-    return set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split())
 
 
 FLAGS = cpu_flags()

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REPO, run, scons
+from helpers import REPO, cpu_flags, run, scons
 
 # models/ is a package: import it by that name, so that its reference.py
 # does not clash with kernels/python/reference.py in one pytest process.
@@ -21,16 +21,10 @@ MINILLM = REPO / "build" / "cpu-x86" / "bin" / "minillm"
 PROMPTS = ["The ", "Q: What is the meaning of life?\nA:", "You will"]
 N = 64
 
-# Logits of the fp32 device run may differ from the float64 reference by the
-# rounding of every op on the way (a few eps per op, over a few layers, times
-# the logits' own size): 1e-3 of the largest logit is ~1e4 eps and still far
-# below what any wrong op produces (errors of the logits' own order).
-LOGIT_REL_TOL = 1e-3
+# The logits' tolerance is model_logits in kernels/tolerances.yaml (one place).
+sys.path.insert(0, str(REPO / "kernels" / "python"))
+import tolerance  # noqa: E402
 
-
-def cpu_flags():
-    text = open("/proc/cpuinfo").read()
-    return set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split())
 
 
 IMAGES = ["sse4.2", "spirv"] + (["avx2"] if "avx2" in cpu_flags() else [])
@@ -67,8 +61,8 @@ def test_greedy_tokens_and_logits_match_reference(built, model, tmp_path, image,
     logits = np.fromfile(dump, dtype=np.float32).reshape(-1, model.config.vocab_size)
     ref = np.array(want.logits)
     assert logits.shape == ref.shape
-    err = np.abs(logits - ref).max() / np.abs(ref).max()
-    assert err <= LOGIT_REL_TOL, f"logits differ by {err:.3g} of the largest"
+    res = tolerance.compare("model_logits", logits, ref)
+    assert res.ok, str(res)
 
 
 def first_diff(a, b):

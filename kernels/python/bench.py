@@ -123,7 +123,7 @@ def copy_bandwidth(b):
 
 def bench_gemm(b, sizes):
     rt = b.rt
-    prev = None
+    prev = prev_n = None
     for n in sizes:
         x, w = b.data(n, n), b.data(n, n, scale=0.05)
         y = np.empty((n, n), np.float32)
