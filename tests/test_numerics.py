@@ -92,6 +92,7 @@ def test_numerics_covers_every_op_and_the_model_on_three_images(scons_numerics):
     for op in ops:
         assert any(r["op"] == op and r["kind"] == "pairwise" for r in rows), op
     assert all(FIELDS <= set(r) for r in rows)
+    assert all(isinstance(r["bits_differ"], int) for r in rows if r["kind"] == "pairwise")
     assert all(r["pass"] for r in rows) and rep["violations"] == []
     if "avx512f" not in cpu_flags():
         (avx512,) = [d for d in rep["devices"] if d["image"] == "avx512"]
@@ -154,6 +155,7 @@ def test_a_perturbed_result_is_caught_and_named(two_runs):
         assert any(v.startswith(f"{case.id} [reference] cpu-x86/oneapi-pip/spirv") and "eps_scaled" in v
                    for v in bad["violations"]), case.id
     assert any("[pairwise]" in v and "sse4.2" in v and "spirv" in v for v in bad["violations"])
+    assert all(r["bits_differ"] > 0 for r in failed if r["kind"] == "pairwise")
 
 
 def test_merge_compares_devices_of_different_machines(two_runs, tmp_path):

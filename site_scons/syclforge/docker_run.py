@@ -27,7 +27,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import time
@@ -167,19 +166,6 @@ def build_dockerfile_image(client, top, defn, log=log_line):
 # --------------------------------------------------------------------------
 # Running the numerics
 
-def numerics_alias(top):
-    """True once the project defines the `numerics` alias (then the
-    container runs it instead of kl-info)."""
-    text = Path(top, "SConstruct").read_text(encoding="utf-8")
-    return bool(re.search(r"""Alias\(\s*["']numerics["']""", text))
-
-
-def numerics_merge(top):
-    """True once `scons numerics merge=DIR,...` exists."""
-    text = Path(top, "SConstruct").read_text(encoding="utf-8")
-    return numerics_alias(top) and bool(re.search(r"""["']merge["']""", text))
-
-
 def _prune_volumes(client, target, keep):
     for v in client.volumes.list(filters={"label": f"io.syclforge.target={target}"}):
         if v.name != keep:
@@ -202,13 +188,14 @@ def run_numerics(client, top, target, defn, image_id, plan, log=log_line):
     except docker.errors.NotFound:
         client.volumes.create(volume, labels={"io.syclforge.target": target.name})
     _prune_volumes(client, target.name, volume)
-    mode = "numerics" if numerics_alias(top) else "kl-info"
     venv = defn.python["venv"]
     kwargs = dict(
         image=image_id,
         command=[f"{venv}/bin/python", "-m", "syclforge.inside", "--target", target.name,
-                 "--mode", mode, "--src", SRC_MOUNT, "--work", WORK_MOUNT],
-        environment={"PYTHONPATH": f"{SRC_MOUNT}/site_scons", "PYTHONDONTWRITEBYTECODE": "1"},
+                 "--src", SRC_MOUNT, "--work", WORK_MOUNT],
+        # SYCLFORGE_RUNNER: the report's rows say they ran in this image.
+        environment={"PYTHONPATH": f"{SRC_MOUNT}/site_scons", "PYTHONDONTWRITEBYTECODE": "1",
+                     "SYCLFORGE_RUNNER": f"container:{defn.name}"},
         volumes={os.path.abspath(top): {"bind": SRC_MOUNT, "mode": "ro"},
                  volume: {"bind": WORK_MOUNT, "mode": "rw"}},
         working_dir=WORK_MOUNT,
@@ -220,8 +207,7 @@ def run_numerics(client, top, target, defn, image_id, plan, log=log_line):
         kwargs["group_add"] = [str(g) for g in plan.group_add]
     if plan.gpus:
         kwargs["device_requests"] = [docker.types.DeviceRequest(count=-1, capabilities=[["gpu"]])]
-    log(f"{target.name}: scons target={target.name} then "
-        f"{'scons numerics' if mode == 'numerics' else 'kl-info (until `scons numerics` exists)'} "
+    log(f"{target.name}: scons target={target.name} then scons numerics "
         f"in {defn.repository} ({image_id[:19]}), source read-only, outputs in volume {volume}")
     container = client.containers.create(**kwargs)
     try:
@@ -261,44 +247,16 @@ def _extract_report(data, out):
 # Merging
 
 def merge(top, report_dirs, log=log_line):
-    """Merge the containers' reports into the host's. Returns its path.
-
-    Reports of `scons numerics` go through `scons numerics merge=...`; the
-    kl-info stand-ins are merged here into build/containers/report.json.
-    """
+    """Merge the containers' numerics reports into the host's
+    (build/numerics, syclforge/numerics.py). Returns its path, or None when
+    no container wrote a report."""
+    from . import numerics
     dirs = [Path(d) for d in report_dirs if Path(d, "report.json").is_file()]
     if not dirs:
         return None
-    reports = [json.loads(Path(d, "report.json").read_text()) for d in dirs]
-    for d, rep in zip(dirs, reports):
-        rep.setdefault("target", d.name)      # build/containers/<target>/
-    if numerics_merge(top) and all(r.get("kind") != "kl-info" for r in reports):
-        scons = shutil.which("scons", path=os.path.dirname(sys.executable)) or "scons"
-        cmd = [scons, "-C", str(top), "numerics", "merge=" + ",".join(str(d.resolve()) for d in dirs)]
-        log(f"merging with `{' '.join(cmd[1:])}`")
-        proc = subprocess.run(cmd, text=True, capture_output=True)
-        if proc.returncode != 0:
-            raise SyclforgeError(f"scons numerics merge failed:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
-        return str(Path(top, "build", "numerics", "report.json"))
-    merged_path = Path(top, "build", "containers", "report.json")
-    old = json.loads(merged_path.read_text()) if merged_path.is_file() else {}
-    runs = {r["target"]: r for r in old.get("runs", [])}
-    rows = [r for r in old.get("rows", []) if r.get("target") not in {x.get("target") for x in reports}]
-    for d, rep in zip(dirs, reports):
-        where = rep.get("container") or {}
-        src = f"container:{where.get('family', '?')}@{where.get('image', '?')}"
-        runs[rep["target"]] = {"target": rep["target"], "kind": rep.get("kind"), "source": src,
-                               "passed": rep.get("passed"), "failed": rep.get("failed"),
-                               "report": os.path.relpath(d / "report.json", top)}
-        rows += [dict(r, source=src) for r in rep.get("rows", [])]
-    doc = {"version": 1, "kind": "containers",
-           "runs": [runs[k] for k in sorted(runs)],
-           "rows": sorted(rows, key=lambda r: (r.get("target", ""), r.get("op", "")))}
-    tmp = merged_path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, indent=1) + "\n")
-    os.replace(tmp, merged_path)
-    log(f"merged {len(dirs)} report(s) into {os.path.relpath(merged_path, top)} ({len(doc['rows'])} rows)")
-    return str(merged_path)
+    out = Path(top, "build", "numerics")
+    numerics.merge(top, out, dirs, log=log)
+    return str(out / "report.json")
 
 
 # --------------------------------------------------------------------------
@@ -332,7 +290,9 @@ def run_targets(top, chosen, *, strict=False, log=log_line):
         report_dirs.append(Path(top, "build", "containers", target.name))
         detail = f"image {image_id[:19]}"
         if report:
-            detail += f", {report.get('passed', '?')} passed, {report.get('failed', '?')} failed ({report.get('kind')})"
+            sm = report.get("summary", {})
+            detail += (f", {sm.get('devices_ran', '?')} device image(s), {sm.get('comparisons', '?')} comparisons, "
+                       f"{sm.get('violations', '?')} violation(s)")
         if rc == 0 and report is not None:
             rows.append(summary.Row(target.name, "RAN", defn.name, (), detail))
         else:

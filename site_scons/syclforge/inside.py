@@ -6,17 +6,15 @@ runs in /work/tree, a tree of symbolic links to /src's entries: sources are
 read from the read-only mount, every output lands in the volume, and the
 volume keeps them for an incremental build next time.
 
-Then the numerics: `scons numerics` where the project has that alias;
-until then kl-info (the kernel self-test on the device) stands in, its
-lines parsed into report rows, so the plumbing is the same.
-
-Writes /work/report/report.json (and logs) for the host to copy back.
+Then `scons numerics target=<target>` (site_scons/syclforge/numerics.py),
+whose build/numerics folder (report.json and the raw outputs that let the
+host compare devices pairwise) is copied to /work/report, with the logs,
+for the host to copy back and merge.
 Exit status: 0 when the build and the numerics passed.
 """
 import argparse
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -40,29 +38,6 @@ def link_tree(src, tree):
             os.symlink(os.path.join(src, e), p)
 
 
-_ROW = re.compile(r"^\s+(\S+)\s+(PASS|FAIL)\s+max rel err (\S+) \(tolerance (\S+)\)")
-_CHOSEN = re.compile(r'^chosen:\s+device="([^"]*)" image=(\S+)')
-
-
-def parse_kl_info(text, target):
-    """Report rows from kl-info's kernel self-test lines."""
-    device = image = None
-    rows = []
-    for line in text.splitlines():
-        m = _CHOSEN.match(line)
-        if m:
-            device, image = m.group(1), m.group(2)
-            continue
-        m = _ROW.match(line)
-        if m:
-            rows.append({"target": target, "op": m.group(1), "device": device, "image": image,
-                         "status": "pass" if m.group(2) == "PASS" else "fail",
-                         "max_rel_err": float(m.group(3)), "tolerance": float(m.group(4))})
-    return {"version": 1, "kind": "kl-info", "target": target, "device": device, "image": image,
-            "passed": sum(r["status"] == "pass" for r in rows),
-            "failed": sum(r["status"] == "fail" for r in rows), "rows": rows}
-
-
 def run(cmd, log, cwd=None):
     print("+ " + " ".join(cmd), flush=True)
     with open(log, "a", encoding="utf-8") as f:
@@ -80,7 +55,6 @@ def run(cmd, log, cwd=None):
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="syclforge.inside")
     ap.add_argument("--target", required=True)
-    ap.add_argument("--mode", choices=("numerics", "kl-info"), required=True)
     ap.add_argument("--src", default="/src")
     ap.add_argument("--work", default="/work")
     a = ap.parse_args(argv)
@@ -90,7 +64,7 @@ def main(argv=None):
     log = os.path.join(report, "build.log")
     link_tree(a.src, tree)
     scons = shutil.which("scons") or "scons"
-    status = {"target": a.target, "mode": a.mode, "build": None, "numerics": None}
+    status = {"target": a.target, "build": None, "numerics": None}
 
     def done(code):
         status["exit"] = code
@@ -102,27 +76,16 @@ def main(argv=None):
     status["build"] = rc
     if rc:
         return done(rc)
-    if a.mode == "numerics":
-        rc, _ = run([scons, "-C", tree, "numerics", f"target={a.target}"], log)
-        status["numerics"] = rc
-        produced = os.path.join(tree, "build", "numerics", "report.json")
-        if os.path.isfile(produced):
-            shutil.copy(produced, os.path.join(report, "report.json"))
-        elif not rc:
-            rc = 1
-            print(f"syclforge.inside: `scons numerics` wrote no {produced}", file=sys.stderr)
-        return done(rc)
-    kl_info = os.path.join(tree, "build", a.target, "bin", "kl-info")
-    # From the top of the tree, as on the host (the program may name its
-    # library by a path relative to it).
-    rc, text = run([kl_info], os.path.join(report, "kl-info.txt"), cwd=tree)
-    doc = parse_kl_info(text, a.target)
-    doc["exit"] = rc
-    with open(os.path.join(report, "report.json"), "w", encoding="utf-8") as f:
-        json.dump(doc, f, indent=1)
+    rc, _ = run([scons, "-C", tree, "numerics", f"target={a.target}"], log)
     status["numerics"] = rc
-    if not rc and not doc["rows"]:
+    produced = os.path.join(tree, "build", "numerics")
+    if os.path.isfile(os.path.join(produced, "report.json")):
+        for name in sorted(os.listdir(produced)):     # flat: report, table, outputs
+            if os.path.isfile(os.path.join(produced, name)):
+                shutil.copy(os.path.join(produced, name), os.path.join(report, name))
+    elif not rc:
         rc = 1
+        print(f"syclforge.inside: `scons numerics` wrote no {produced}/report.json", file=sys.stderr)
     return done(rc)
 
 

@@ -15,7 +15,8 @@ through kernels/python/tolerance.py (one place); this module only decides
 what is compared with what:
 
   reference    a device's output against the float64 reference
-  pairwise     two devices' outputs against each other (threshold x factor)
+  pairwise     two devices' outputs against each other (threshold x factor;
+               bits_differ counts the elements they do not share bit for bit)
   determinism  the same device and image twice, bit for bit
 
 Outputs in build/numerics/ (written to a staging folder and swapped in
@@ -217,6 +218,7 @@ def evaluate(top, devices, folder, log=_log):
         if worst:
             r["worst"] = worst
         rows.append(r)
+        return r
 
     for case in cases.CASES:
         inputs = case.inputs()
@@ -244,8 +246,9 @@ def evaluate(top, devices, folder, log=_log):
             row(case.op, case.id, case.label, "determinism", d, "bits_differ", int(bad), 0, not bad)
         for (a, out_a), (b, out_b) in combinations(got.values(), 2):
             res = tolerance.compare(case.op, out_b, np.asarray(out_a, np.float64), pairwise=True, **inputs)
-            row(case.op, case.id, case.label, "pairwise", b, res.metric, res.value, res.threshold, res.ok,
-                other=a, worst=_worst(res))
+            r = row(case.op, case.id, case.label, "pairwise", b, res.metric, res.value, res.threshold, res.ok,
+                    other=a, worst=_worst(res))
+            r["bits_differ"] = _bits_differ(np, out_a, out_b)
 
     with_model = [d for d in ran if "model" in d]
     if with_model:
@@ -272,7 +275,7 @@ def evaluate(top, devices, folder, log=_log):
                     row(op, case_id, label, "determinism", d, "bits_differ", int(bad), 0, not bad)
             for (a, ta, la), (b, tb, lb) in combinations(got.values(), 2):
                 _model_rows(row, tolerance, np, case_id, label, "pairwise", b, a,
-                            tb, lb, ta, np.asarray(la, np.float64))
+                            tb, lb, ta, la)
 
     violations = [describe(r) for r in rows if not r["pass"]]
     violations += [f"{d['target']} {d['image']} ({d['runner']}): {d['reason']}"
@@ -292,19 +295,32 @@ def evaluate(top, devices, folder, log=_log):
     }
 
 
+def _bits_differ(np, a, b):
+    """How many elements two outputs do not share bit for bit (None: shapes differ)."""
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return None
+    u = f"u{a.dtype.itemsize}"
+    return int((a.view(u) != b.view(u)).sum())
+
+
 def _model_rows(row, tolerance, np, case_id, label, kind, d, other, toks, logits, ref_toks, ref_logits):
     """Greedy tokens (exact) and the logits of the steps both runs share a
     context for: up to and including the first differing token."""
     pw = kind == "pairwise"
     res = tolerance.compare("model_tokens", toks, ref_toks, pairwise=pw)
-    row("model_tokens", case_id, label, kind, d, res.metric, res.value, res.threshold, res.ok,
-        other=other, worst=_worst(res))
+    r = row("model_tokens", case_id, label, kind, d, res.metric, res.value, res.threshold, res.ok,
+            other=other, worst=_worst(res))
+    if pw:
+        r["bits_differ"] = _bits_differ(np, toks, ref_toks)
     n = min(len(toks), len(ref_toks))
     same = int(np.argmax(toks[:n] != ref_toks[:n])) if (toks[:n] != ref_toks[:n]).any() else n
     steps = min(same + 1, len(logits), len(ref_logits))
     res = tolerance.compare("model_logits", logits[:steps], ref_logits[:steps], pairwise=pw)
-    row("model_logits", case_id, label, kind, d, res.metric, res.value, res.threshold, res.ok,
-        other=other, worst=_worst(res))
+    r = row("model_logits", case_id, label, kind, d, res.metric, res.value, res.threshold, res.ok,
+            other=other, worst=_worst(res))
+    if pw:
+        r["bits_differ"] = _bits_differ(np, logits[:steps], ref_logits[:steps])
 
 
 def describe(r):
