@@ -1,7 +1,7 @@
 // minillm: a Llama-architecture decoder whose every op runs on the SYCL
 // device through the syclforge kernel library (its C ABI, kl_c.h).
 //
-//   minillm -m MODEL_DIR -p PROMPT -n N [--temp T] [--top-k K] [--seed S] [--json]
+//   minillm -m MODEL_DIR -p PROMPT -n N [--temp T] [--top-k K] [--seed S] [--json] [--warmup]
 //
 // MODEL_DIR holds config.json (LlamaForCausalLM keys), model.safetensors
 // (Hugging Face tensor names, fp32) and tokenizer.json (byte-level).
@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <random>
@@ -129,24 +130,41 @@ struct Buffer {
 // Weights in the Hugging Face layout, read from model.safetensors.
 struct Weights {
   Buffer embed, final_norm, lm_head;
-  struct Layer { Buffer attn_norm, wq, wk, wv, wo, ffn_norm, w_gate, w_up, w_down; };
+  // q, k and v (and gate and up) live in one buffer each, rows stacked, so
+  // that one GEMV per token computes them all; wq, wk, wv, w_gate, w_up point
+  // at their rows (row slices of a row-major [out, in] matrix are contiguous).
+  struct Layer {
+    Buffer attn_norm, wqkv, wo, ffn_norm, w_gate_up, w_down;
+    const float *wq, *wk, *wv, *w_gate, *w_up;
+  };
   std::vector<Layer> layers;
   size_t bytes = 0;
 };
 
+// Reads the header, then one tensor at a time into a host buffer the size of
+// the largest tensor, so that loading costs the weights on the device plus
+// one tensor, not plus the whole file.
 Weights load_weights(const std::string &dir, const Config &c) {
   std::string path = dir + "/model.safetensors";
-  std::string blob = read_file(path);
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw Fail("cannot read " + path + " (is -m the model directory?)");
   auto bad = [&](const std::string &m) { return Fail(path + ": " + m); };
-  if (blob.size() < 8) throw bad("too short to be a safetensors file");
+  f.seekg(0, std::ios::end);
+  const uint64_t file_size = static_cast<uint64_t>(f.tellg());
+  f.seekg(0);
+  if (file_size < 8) throw bad("too short to be a safetensors file");
   uint64_t hlen = 0;
-  std::memcpy(&hlen, blob.data(), 8); // little-endian, as on x86
-  if (hlen > blob.size() - 8) throw bad("header length runs past the end of the file");
+  f.read(reinterpret_cast<char *>(&hlen), 8); // little-endian, as on x86
+  if (hlen > file_size - 8) throw bad("header length runs past the end of the file");
+  std::string head(hlen, '\0');
+  if (!f.read(head.data(), static_cast<std::streamsize>(hlen))) throw bad("cannot read the header");
   json::Value header;
-  try { header = json::parse(blob.substr(8, hlen)); } catch (const std::runtime_error &e) { throw bad(e.what()); }
-  const size_t data0 = 8 + hlen;
+  try { header = json::parse(head); } catch (const std::runtime_error &e) { throw bad(e.what()); }
+  const uint64_t data0 = 8 + hlen;
   Weights w;
-  auto tensor = [&](const std::string &name, std::vector<int64_t> shape) {
+  std::vector<char> host;
+  // Uploads tensor `name` to dst (count floats), or to a new buffer.
+  auto upload = [&](const std::string &name, std::vector<int64_t> shape, float *dst) {
     if (!header.has(name)) throw bad("missing tensor " + name);
     const json::Value &t = header.at(name);
     if (t.string("dtype") != "F32") throw bad(name + " has dtype " + t.string("dtype") + "; minillm reads F32");
@@ -164,10 +182,19 @@ Weights load_weights(const std::string &dir, const Config &c) {
     size_t begin = static_cast<size_t>(off.at(0).num), end = static_cast<size_t>(off.at(1).num);
     size_t count = 1;
     for (auto d : shape) count *= static_cast<size_t>(d);
-    if (end - begin != count * 4 || data0 + end > blob.size()) throw bad(name + " has bad data_offsets");
-    Buffer b(count);
-    check(kl_to_device(g_rt, b.p, blob.data() + data0 + begin, count * 4), "upload");
+    if (end < begin || end - begin != count * 4 || data0 + end > file_size) throw bad(name + " has bad data_offsets");
+    // kl_to_device has returned before the buffer is reused (it waits).
+    host.resize(count * 4);
+    f.seekg(static_cast<std::streamoff>(data0 + begin));
+    if (!f.read(host.data(), static_cast<std::streamsize>(count * 4))) throw bad("cannot read " + name);
+    check(kl_to_device(g_rt, dst, host.data(), count * 4), "upload");
     w.bytes += count * 4;
+  };
+  auto tensor = [&](const std::string &name, std::vector<int64_t> shape) {
+    size_t count = 1;
+    for (auto d : shape) count *= static_cast<size_t>(d);
+    Buffer b(count);
+    upload(name, shape, b.p);
     return b;
   };
   const int64_t hd = c.dim / c.n_heads;
@@ -178,13 +205,20 @@ Weights load_weights(const std::string &dir, const Config &c) {
     std::string p = "model.layers." + std::to_string(l) + ".";
     Weights::Layer L;
     L.attn_norm = tensor(p + "input_layernorm.weight", {c.dim});
-    L.wq = tensor(p + "self_attn.q_proj.weight", {c.n_heads * hd, c.dim});
-    L.wk = tensor(p + "self_attn.k_proj.weight", {c.n_kv_heads * hd, c.dim});
-    L.wv = tensor(p + "self_attn.v_proj.weight", {c.n_kv_heads * hd, c.dim});
+    L.wqkv = Buffer((c.n_heads + 2 * c.n_kv_heads) * hd * c.dim);
+    L.wq = L.wqkv.p;
+    L.wk = L.wq + c.n_heads * hd * c.dim;
+    L.wv = L.wk + c.n_kv_heads * hd * c.dim;
+    upload(p + "self_attn.q_proj.weight", {c.n_heads * hd, c.dim}, const_cast<float *>(L.wq));
+    upload(p + "self_attn.k_proj.weight", {c.n_kv_heads * hd, c.dim}, const_cast<float *>(L.wk));
+    upload(p + "self_attn.v_proj.weight", {c.n_kv_heads * hd, c.dim}, const_cast<float *>(L.wv));
     L.wo = tensor(p + "self_attn.o_proj.weight", {c.dim, c.n_heads * hd});
     L.ffn_norm = tensor(p + "post_attention_layernorm.weight", {c.dim});
-    L.w_gate = tensor(p + "mlp.gate_proj.weight", {c.hidden, c.dim});
-    L.w_up = tensor(p + "mlp.up_proj.weight", {c.hidden, c.dim});
+    L.w_gate_up = Buffer(2 * c.hidden * c.dim);
+    L.w_gate = L.w_gate_up.p;
+    L.w_up = L.w_gate + c.hidden * c.dim;
+    upload(p + "mlp.gate_proj.weight", {c.hidden, c.dim}, const_cast<float *>(L.w_gate));
+    upload(p + "mlp.up_proj.weight", {c.hidden, c.dim}, const_cast<float *>(L.w_up));
     L.w_down = tensor(p + "mlp.down_proj.weight", {c.dim, c.hidden});
     w.layers.push_back(std::move(L));
   }
@@ -199,6 +233,7 @@ struct State {
   const Weights &w;
   int64_t hd, kv_dim, max_tokens;
   Buffer x, h, q, att, o, gate, up, act, logits, probs;
+  Buffer qkv, gate_up, ones; // one token: [q | k | v], [gate | up]; ones for exact copies
   std::vector<Buffer> k_cache, v_cache; // [max_seq, n_kv_heads, head_dim] per layer
   Buffer argmax_out;
 
@@ -206,40 +241,60 @@ struct State {
       : c(cfg), w(wt), hd(cfg.dim / cfg.n_heads), kv_dim(cfg.n_kv_heads * hd), max_tokens(max_tokens),
         x(max_tokens * cfg.dim), h(max_tokens * cfg.dim), q(max_tokens * cfg.dim), att(max_tokens * cfg.dim),
         o(max_tokens * cfg.dim), gate(max_tokens * cfg.hidden), up(max_tokens * cfg.hidden),
-        act(max_tokens * cfg.hidden), logits(cfg.vocab), probs(cfg.vocab), argmax_out(1) {
+        act(max_tokens * cfg.hidden), logits(cfg.vocab), probs(cfg.vocab), qkv(cfg.dim + 2 * kv_dim),
+        gate_up(2 * cfg.hidden), ones(kv_dim), argmax_out(1) {
     for (int64_t l = 0; l < c.n_layers; ++l) {
       k_cache.emplace_back(c.max_seq * kv_dim);
       v_cache.emplace_back(c.max_seq * kv_dim);
     }
+    std::vector<float> one(kv_dim, 1.0f);
+    check(kl_to_device(g_rt, ones.p, one.data(), one.size() * sizeof(float)), "upload");
   }
 
   // y[T, out] = x[T, in] . W^T; one token takes the decode kernel.
-  void linear(const float *in, const Buffer &W, float *out, int64_t T, int64_t n_out, int64_t n_in) {
-    if (T == 1) check(kl_gemv(g_rt, in, W.p, out, n_out, n_in), "gemv");
-    else check(kl_gemm(g_rt, in, W.p, out, T, n_out, n_in), "gemm");
+  void linear(const float *in, const float *W, float *out, int64_t T, int64_t n_out, int64_t n_in) {
+    if (T == 1) check(kl_gemv(g_rt, in, W, out, n_out, n_in), "gemv");
+    else check(kl_gemm(g_rt, in, W, out, T, n_out, n_in), "gemm");
   }
 
+  // Kernel launches dominate a token of a small model, so one token takes
+  // fewer of them: q, k and v in one GEMV over the stacked weights, RoPE on q
+  // and k at once, then k and v copied (times 1, exact) into the cache; gate
+  // and up in one GEMV. Several tokens: K and V straight into the cache rows.
   void attention(const Weights::Layer &L, int64_t l, int64_t T, int64_t pos0) {
     check(kl_rmsnorm(g_rt, x.p, L.attn_norm.p, h.p, T, c.dim, float(c.eps)), "rmsnorm");
-    // K and V go straight into the cache rows of positions pos0 .. pos0+T-1.
     float *k = k_cache[l].p + pos0 * kv_dim, *v = v_cache[l].p + pos0 * kv_dim;
-    linear(h.p, L.wq, q.p, T, c.dim, c.dim);
-    linear(h.p, L.wk, k, T, kv_dim, c.dim);
-    linear(h.p, L.wv, v, T, kv_dim, c.dim);
-    check(kl_rope(g_rt, q.p, T, c.n_heads, hd, pos0, float(c.theta)), "rope");
-    check(kl_rope(g_rt, k, T, c.n_kv_heads, hd, pos0, float(c.theta)), "rope");
-    check(kl_attention(g_rt, q.p, k_cache[l].p, v_cache[l].p, att.p, T, c.n_heads, c.n_kv_heads, hd, pos0,
+    const float *qp = q.p;
+    if (T == 1) {
+      linear(h.p, L.wq, qkv.p, 1, c.dim + 2 * kv_dim, c.dim);
+      check(kl_rope(g_rt, qkv.p, 1, c.n_heads + c.n_kv_heads, hd, pos0, float(c.theta)), "rope");
+      check(kl_mul(g_rt, qkv.p + c.dim, ones.p, k, kv_dim), "copy");
+      check(kl_mul(g_rt, qkv.p + c.dim + kv_dim, ones.p, v, kv_dim), "copy");
+      qp = qkv.p;
+    } else {
+      linear(h.p, L.wq, q.p, T, c.dim, c.dim);
+      linear(h.p, L.wk, k, T, kv_dim, c.dim);
+      linear(h.p, L.wv, v, T, kv_dim, c.dim);
+      check(kl_rope(g_rt, q.p, T, c.n_heads, hd, pos0, float(c.theta)), "rope");
+      check(kl_rope(g_rt, k, T, c.n_kv_heads, hd, pos0, float(c.theta)), "rope");
+    }
+    check(kl_attention(g_rt, qp, k_cache[l].p, v_cache[l].p, att.p, T, c.n_heads, c.n_kv_heads, hd, pos0,
                        c.max_seq, float(1.0 / std::sqrt(double(hd)))), "attention");
-    linear(att.p, L.wo, o.p, T, c.dim, c.dim);
+    linear(att.p, L.wo.p, o.p, T, c.dim, c.dim);
     check(kl_add(g_rt, x.p, o.p, x.p, T * c.dim), "add");
   }
 
   void feed_forward(const Weights::Layer &L, int64_t T) {
     check(kl_rmsnorm(g_rt, x.p, L.ffn_norm.p, h.p, T, c.dim, float(c.eps)), "rmsnorm");
-    linear(h.p, L.w_gate, gate.p, T, c.hidden, c.dim);
-    linear(h.p, L.w_up, up.p, T, c.hidden, c.dim);
-    check(kl_swiglu(g_rt, gate.p, up.p, act.p, T * c.hidden), "swiglu");
-    linear(act.p, L.w_down, o.p, T, c.dim, c.hidden);
+    if (T == 1) {
+      linear(h.p, L.w_gate, gate_up.p, 1, 2 * c.hidden, c.dim);
+      check(kl_swiglu(g_rt, gate_up.p, gate_up.p + c.hidden, act.p, c.hidden), "swiglu");
+    } else {
+      linear(h.p, L.w_gate, gate.p, T, c.hidden, c.dim);
+      linear(h.p, L.w_up, up.p, T, c.hidden, c.dim);
+      check(kl_swiglu(g_rt, gate.p, up.p, act.p, T * c.hidden), "swiglu");
+    }
+    linear(act.p, L.w_down.p, o.p, T, c.dim, c.hidden);
     check(kl_add(g_rt, x.p, o.p, x.p, T * c.dim), "add");
   }
 
@@ -253,7 +308,7 @@ struct State {
     }
     const float *last = x.p + (T - 1) * c.dim;
     check(kl_rmsnorm(g_rt, last, w.final_norm.p, h.p, 1, c.dim, float(c.eps)), "rmsnorm");
-    linear(h.p, c.tied ? w.embed : w.lm_head, logits.p, 1, c.vocab, c.dim);
+    linear(h.p, (c.tied ? w.embed : w.lm_head).p, logits.p, 1, c.vocab, c.dim);
   }
 };
 
@@ -311,17 +366,31 @@ std::string json_escape(const std::string &bytes) {
   return out + "\"";
 }
 
+// The process's peak resident set (VmHWM of /proc/self/status, KiB; -1 where
+// unavailable). Not getrusage: its ru_maxrss also counts the memory of the
+// process that forked this one, until the exec.
+long long peak_rss_kb() {
+  std::ifstream f("/proc/self/status");
+  std::string line;
+  while (std::getline(f, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::atoll(line.c_str() + 6);
+  return -1;
+}
+
 void usage(FILE *f) {
   std::fprintf(f,
-               "usage: minillm -m MODEL_DIR -p PROMPT -n N [--temp T] [--top-k K] [--seed S] [--json]\n"
+               "usage: minillm -m MODEL_DIR -p PROMPT -n N [--temp T] [--top-k K] [--seed S] [--json] [--warmup]\n"
                "  -m DIR       config.json, model.safetensors and tokenizer.json (Hugging Face layout)\n"
                "  -p PROMPT    text to continue\n"
                "  -n N         tokens to generate (stops early at the end-of-sequence token)\n"
                "  --temp T     sampling temperature; 0 (default) is greedy\n"
                "  --top-k K    sample among the K most likely tokens (default: all)\n"
                "  --seed S     random seed for sampling (default 0)\n"
-               "  --json       print one JSON object: prompt_tokens, tokens, text, tok_per_s, prefill_ms\n"
+               "  --json       print one JSON object: prompt_tokens, tokens, text, tok_per_s, prefill_ms, image,\n"
+               "               peak_rss_kb (VmHWM)\n"
                "  --dump-logits FILE  write each step's logits (float32, [steps, vocab]) to FILE\n"
+               "  --warmup     run the prompt and one decode step once, untimed, before the timed run\n"
+               "               (first use of each kernel; the timed run overwrites what it wrote)\n"
                "environment: SYCLFORGE_IMAGE=<id> forces a device image; SYCLFORGE_VERBOSE=1 reports it\n");
 }
 
@@ -332,7 +401,7 @@ int main(int argc, char **argv) {
   long long n = -1, top_k = 0;
   unsigned long long seed = 0;
   double temp = 0;
-  bool as_json = false, have_prompt = false;
+  bool as_json = false, have_prompt = false, warmup = false;
   try {
     for (int i = 1; i < argc; ++i) {
       std::string a = argv[i];
@@ -358,6 +427,7 @@ int main(int argc, char **argv) {
       else if (a == "--top-k") top_k = static_cast<long long>(number(next()));
       else if (a == "--seed") seed = static_cast<unsigned long long>(number(next()));
       else if (a == "--json") as_json = true;
+      else if (a == "--warmup") warmup = true;
       else if (a == "--dump-logits") dump = next();
       else throw Fail("unknown argument " + a + " (see --help)");
     }
@@ -387,6 +457,14 @@ int main(int argc, char **argv) {
       check(kl_to_host(g_rt, step_logits.data(), s.logits.p, cfg.vocab * sizeof(float)), "logits");
       std::fwrite(step_logits.data(), sizeof(float), step_logits.size(), dump_file);
     };
+
+    if (warmup) {
+      s.forward(ids, 0);
+      if (static_cast<int64_t>(ids.size()) < cfg.max_seq) s.forward({ids.back()}, static_cast<int64_t>(ids.size()));
+      std::mt19937_64 warm_rng(seed);
+      sample(s, temp, top_k, warm_rng);
+      check(kl_wait(g_rt), "warm-up");
+    }
 
     using clock = std::chrono::steady_clock;
     auto t0 = clock::now();
@@ -420,8 +498,9 @@ int main(int argc, char **argv) {
       for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? ", " : "", ids[i]);
       std::printf("], \"tokens\": [");
       for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? ", " : "", out[i]);
-      std::printf("], \"text\": %s, \"tok_per_s\": %.3f, \"prefill_ms\": %.3f, \"image\": %s}\n",
-                  json_escape(text).c_str(), tok_per_s, prefill_ms, json_escape(kl_image(g_rt)).c_str());
+      std::printf("], \"text\": %s, \"tok_per_s\": %.3f, \"prefill_ms\": %.3f, \"image\": %s, "
+                  "\"peak_rss_kb\": %lld}\n",
+                  json_escape(text).c_str(), tok_per_s, prefill_ms, json_escape(kl_image(g_rt)).c_str(), peak_rss_kb());
     } else {
       std::printf("\n");
       std::fprintf(stderr, "minillm: %zu prompt tokens in %.1f ms, %zu tokens at %.1f tok/s (image %s)\n",

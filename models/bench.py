@@ -1,0 +1,522 @@
+"""Benchmark minillm (build/cpu-x86/bin/minillm, every op on the SYCL CPU
+device through the kernel library, native image = the loader's choice)
+against llama.cpp (llama-cpp-python) on the same weights, in the same run.
+
+    .venv/bin/python models/bench.py        (or: .venv/bin/scons bench)
+
+Two sizes: the committed models/tiny-fortunes (5.4 M parameters) and a
+random-weight model of the same architecture at ~85 M parameters, generated
+into build/bench/ (seeded, so every run benches the same weights). Each size
+is exported to an f32 GGUF (models/export_gguf.py) for llama.cpp.
+
+Method: the same prompt and number of new tokens, greedy, 2 threads on both
+sides (llama.cpp n_threads = n_threads_batch = 2; the OpenCL CPU device uses
+every core, os.cpu_count()). One warm-up run each, then RUNS repetitions
+interleaved (ours, llama.cpp, ours, ...); medians and the ratio
+ours / llama.cpp are reported. Decode tok/s is measured the same way on both
+sides: from the end of the prefill to the last token, n tokens chosen (arg-max
+on the device for minillm, NumPy arg-max of llama.cpp's logits) over n-1
+single-token forward passes. Prefill is one forward pass over the prompt
+(BOS + its bytes) until its logits are ready. minillm runs as a fresh process
+per repetition with --warmup (one untimed prompt + decode step first, so the
+first use of each kernel is not timed); llama.cpp keeps one model per size and
+clears its KV cache between runs.
+
+Memory: minillm's peak RSS (VmHWM, which it reports in its JSON), against the
+weights (parameters x 4 bytes) plus its KV cache (2 x layers x ctx x kv_heads x
+head_dim x 4 bytes, allocated for the whole context). The SYCL runtime's own
+share is estimated as the peak RSS of minillm on a ~40 K-parameter model of the
+same architecture (runtime, device program, kernels, host libraries; the
+weights and cache are < 1 MB there). Peak RSS counts every resident page of
+the process: the shared libraries' pages as well.
+
+Prints a table and writes build/bench/minillm.json (temporary file, then
+rename). The issue's targets are informational: decode >= 0.5x llama.cpp's
+tok/s at both sizes; peak memory <= 1.5x (weights + KV cache). llama.cpp is an
+optional dependency: without it, only our side is measured (exit 0).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(HERE))
+import export_gguf  # noqa: E402
+import safetensors_np  # noqa: E402
+
+MINILLM = REPO / "build" / "cpu-x86" / "bin" / "minillm"
+OUT_DIR = REPO / "build" / "bench"
+RUNS = 5                 # timed repetitions per side and size (after one warm-up)
+THREADS = 2              # llama.cpp threads; the OpenCL CPU device uses every core
+DECODE_TARGET = 0.5      # ours / llama.cpp decode tok/s
+MEMORY_TARGET = 1.5      # peak RSS / (weights + KV cache)
+PROMPT = "Q: What do you call a fortune cookie that tells the truth?\nA:"   # 61 bytes + BOS
+NEW_TOKENS = 128
+INSTALL_HINT = ".venv/bin/pip install llama-cpp-python==0.3.36"
+GEN_VERSION = 1          # bump when the random model's recipe changes
+
+# The random model: the committed model's architecture (Llama, pre-norm
+# RMSNorm, SwiGLU, RoPE theta 10000, byte vocabulary of 258, tied embeddings,
+# context 256) at dim 768, 12 layers, 12 heads, hidden 2048. 12 key/value heads
+# (no grouping) give the 85 M of the issue; 4 (the committed model's 3:1
+# grouping) would give 75.7 M.
+BIG = {"hidden_size": 768, "intermediate_size": 2048, "num_hidden_layers": 12,
+       "num_attention_heads": 12, "num_key_value_heads": 12}
+# The runtime-baseline model: the same architecture, as small as it gets.
+TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1}
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- models
+
+def param_count(cfg):
+    d, h, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"]
+    hd = d // cfg["num_attention_heads"]
+    kv = cfg["num_key_value_heads"] * hd
+    per_layer = d * d * 2 + 2 * kv * d + 3 * d * h + 2 * d
+    return L * per_layer + cfg["vocab_size"] * d * (1 if cfg["tie_word_embeddings"] else 2) + d
+
+
+def kv_cache_bytes(cfg):
+    hd = cfg["hidden_size"] // cfg["num_attention_heads"]
+    return 2 * cfg["num_hidden_layers"] * cfg["max_position_embeddings"] * cfg["num_key_value_heads"] * hd * 4
+
+
+def random_model(out_dir, shape, seed, label):
+    """A Llama of the committed model's architecture with `shape`, random
+    weights (normal, std 0.02; the residual outputs o_proj/down_proj scaled by
+    1/sqrt(2 layers), as GPT-2 does; norms 1; the EOS embedding row zero so
+    that EOS never wins an arg-max and every run makes all its tokens),
+    written to out_dir unless it already holds this recipe."""
+    base = json.loads((HERE / "tiny-fortunes" / "config.json").read_text())
+    cfg = dict(base, **shape)
+    cfg["head_dim"] = cfg["hidden_size"] // cfg["num_attention_heads"]
+    stamp = {"generator": GEN_VERSION, "seed": seed, "config": cfg}
+    out_dir = Path(out_dir)
+    stamp_file = out_dir / "bench-stamp.json"
+    if stamp_file.exists() and json.loads(stamp_file.read_text()) == stamp and (out_dir / "model.safetensors").exists():
+        return cfg, False
+    n = param_count(cfg)
+    log(f"  generating {label}: {n:,} parameters (seed {seed}) -> {out_dir} ...")
+    t0 = time.time()
+    rng = np.random.default_rng(seed)
+    d, h, L, V = cfg["hidden_size"], cfg["intermediate_size"], cfg["num_hidden_layers"], cfg["vocab_size"]
+    hd = cfg["head_dim"]
+    kv = cfg["num_key_value_heads"] * hd
+    std, resid = 0.02, 0.02 / np.sqrt(2 * L)
+
+    def normal(shape, s):
+        return (rng.standard_normal(shape, dtype=np.float32) * np.float32(s)).astype(np.float32)
+
+    t = {}
+    emb = normal((V, d), std)
+    emb[cfg["eos_token_id"]] = 0.0
+    t["model.embed_tokens.weight"] = emb
+    t["model.norm.weight"] = np.ones(d, np.float32)
+    for i in range(L):
+        p = f"model.layers.{i}."
+        t[p + "input_layernorm.weight"] = np.ones(d, np.float32)
+        t[p + "post_attention_layernorm.weight"] = np.ones(d, np.float32)
+        t[p + "self_attn.q_proj.weight"] = normal((cfg["num_attention_heads"] * hd, d), std)
+        t[p + "self_attn.k_proj.weight"] = normal((kv, d), std)
+        t[p + "self_attn.v_proj.weight"] = normal((kv, d), std)
+        t[p + "self_attn.o_proj.weight"] = normal((d, cfg["num_attention_heads"] * hd), resid)
+        t[p + "mlp.gate_proj.weight"] = normal((h, d), std)
+        t[p + "mlp.up_proj.weight"] = normal((h, d), std)
+        t[p + "mlp.down_proj.weight"] = normal((d, h), resid)
+        if L >= 4 and (i + 1) % max(1, L // 4) == 0:
+            log(f"    layer {i + 1}/{L}")
+    assert sum(a.size for a in t.values()) == n
+    out_dir.mkdir(parents=True, exist_ok=True)
+    tmp = out_dir / "model.safetensors.tmp"
+    safetensors_np.save_file(t, tmp, metadata={"format": "pt", "syclforge_bench": json.dumps(stamp)})
+    os.replace(tmp, out_dir / "model.safetensors")
+    (out_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+    (out_dir / "tokenizer.json").write_text((HERE / "tiny-fortunes" / "tokenizer.json").read_text())
+    stamp_file.write_text(json.dumps(stamp) + "\n")
+    log(f"  generated {label} in {time.time() - t0:.1f} s")
+    return cfg, True
+
+
+def gguf_for(model_dir, out, fresh):
+    """The f32 GGUF of model_dir, exported unless an up-to-date one exists."""
+    src = Path(model_dir) / "model.safetensors"
+    out = Path(out)
+    if not fresh and out.exists() and out.stat().st_mtime >= src.stat().st_mtime:
+        return out
+    log(f"  exporting {model_dir} to GGUF f32 -> {out} ...")
+    t0 = time.time()
+    export_gguf.export(model_dir, out)
+    log(f"  exported {out.stat().st_size / 2**20:.1f} MiB in {time.time() - t0:.1f} s")
+    return out
+
+
+# ---------------------------------------------------------------- our side
+
+class MinillmError(RuntimeError):
+    pass
+
+
+def run_minillm(model_dir, prompt, n, warmup=True):
+    """One minillm process: its JSON, with peak_rss_bytes from the VmHWM it
+    reports (not wait4's ru_maxrss: that also counts this Python process,
+    whose memory the child shares until its exec)."""
+    cmd = [str(MINILLM), "-m", str(model_dir), "-p", prompt, "-n", str(n), "--temp", "0", "--json"]
+    if warmup:
+        cmd.append("--warmup")
+    proc = subprocess.run(cmd, capture_output=True, timeout=1800)
+    if proc.returncode != 0:
+        raise MinillmError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode(errors='replace')}")
+    doc = json.loads(proc.stdout)
+    kb = doc.get("peak_rss_kb", -1)
+    doc["peak_rss_bytes"] = kb * 1024 if kb and kb > 0 else None
+    return doc
+
+
+# ---------------------------------------------------------------- llama.cpp
+
+def load_llama_cpp():
+    try:
+        import llama_cpp  # noqa: F401
+        return llama_cpp, None
+    except Exception as e:  # ImportError, or a broken shared library
+        return None, f"{type(e).__name__}: {e}"
+
+
+class LlamaCpp:
+    """One llama.cpp model through llama-cpp-python's C API bindings: greedy,
+    our own loop (so both sides time the same things)."""
+
+    def __init__(self, llama_cpp, gguf_path, n_ctx):
+        self.L = llama_cpp
+        from llama_cpp import Llama
+        self.llm = Llama(model_path=str(gguf_path), n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
+                         n_threads=THREADS, n_threads_batch=THREADS, logits_all=False, verbose=False)
+        self.ctx = self.llm.ctx
+        self.n_vocab = self.llm.n_vocab()
+
+    def tokenize(self, prompt):
+        return self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
+
+    def _clear(self):
+        L = self.L
+        if hasattr(L, "llama_get_memory") and hasattr(L, "llama_memory_clear"):
+            L.llama_memory_clear(L.llama_get_memory(self.ctx), True)
+        else:
+            L.llama_kv_self_clear(self.ctx)
+
+    def _decode(self, tokens, pos0):
+        L = self.L
+        n = len(tokens)
+        batch = L.llama_batch_init(n, 0, 1)
+        try:
+            for i, t in enumerate(tokens):
+                batch.token[i] = t
+                batch.pos[i] = pos0 + i
+                batch.n_seq_id[i] = 1
+                batch.seq_id[i][0] = 0
+                batch.logits[i] = i == n - 1
+            batch.n_tokens = n
+            rc = L.llama_decode(self.ctx, batch)
+            if rc != 0:
+                raise RuntimeError(f"llama_decode returned {rc}")
+        finally:
+            L.llama_batch_free(batch)
+        ptr = L.llama_get_logits_ith(self.ctx, -1)
+        return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
+
+    def generate(self, prompt_tokens, n, eos):
+        """Greedy: (tokens, tok_per_s, prefill_ms), timed as minillm does."""
+        self._clear()
+        t0 = time.perf_counter()
+        logits = self._decode(prompt_tokens, 0)
+        t1 = time.perf_counter()
+        out, pos = [], len(prompt_tokens)
+        for i in range(n):
+            tok = int(np.argmax(logits))        # lowest id on a tie, as ours
+            out.append(tok)
+            if tok == eos:
+                break
+            if i + 1 < n:
+                logits = self._decode([tok], pos)
+                pos += 1
+        t2 = time.perf_counter()
+        return out, len(out) / (t2 - t1), (t1 - t0) * 1e3
+
+
+# ---------------------------------------------------------------- the bench
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+def first_difference(a, b):
+    """Index of the first differing token; None when equal."""
+    if a == b:
+        return None
+    return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, prompt, n, baseline_rss):
+    log(f"{label}: {model_dir}")
+    theirs = None
+    if llama_cpp is not None:
+        log(f"  loading {gguf_path.name} into llama.cpp ...")
+        theirs = LlamaCpp(llama_cpp, gguf_path, cfg["max_position_embeddings"])
+    eos = cfg["eos_token_id"]
+    ours_runs, their_runs = [], []
+    for rep in range(runs + 1):
+        tag = "warm-up" if rep == 0 else f"run {rep}/{runs}"
+        o = run_minillm(model_dir, prompt, n)
+        msg = f"  {tag}: minillm {o['tok_per_s']:.1f} tok/s, prefill {o['prefill_ms']:.1f} ms"
+        if rep:
+            ours_runs.append(o)
+        if theirs is not None:
+            if rep == 0:
+                want = theirs.tokenize(prompt)
+                if want != o["prompt_tokens"]:
+                    raise RuntimeError(f"llama.cpp tokenizes the prompt differently: {want} vs {o['prompt_tokens']}")
+            toks, tps, pre = theirs.generate(o["prompt_tokens"], n, eos)
+            msg += f"; llama.cpp {tps:.1f} tok/s, prefill {pre:.1f} ms"
+            if rep:
+                their_runs.append({"tokens": toks, "tok_per_s": tps, "prefill_ms": pre})
+        log(msg)
+    ours_tokens = ours_runs[-1]["tokens"]
+    weights = param_count(cfg) * 4
+    kv = kv_cache_bytes(cfg)
+    peak = max((r["peak_rss_bytes"] or 0) for r in ours_runs) or None
+    row = {
+        "model": label, "path": str(model_dir), "parameters": param_count(cfg),
+        "config": {k: cfg[k] for k in ("hidden_size", "intermediate_size", "num_hidden_layers",
+                                       "num_attention_heads", "num_key_value_heads", "vocab_size",
+                                       "max_position_embeddings", "tie_word_embeddings")},
+        "gguf": str(gguf_path) if gguf_path else None,
+        "prompt_tokens": len(ours_runs[-1]["prompt_tokens"]), "new_tokens": len(ours_tokens),
+        "image": ours_runs[-1]["image"],
+        "ours": {"tok_per_s": median(r["tok_per_s"] for r in ours_runs),
+                 "prefill_ms": median(r["prefill_ms"] for r in ours_runs),
+                 "runs": [{"tok_per_s": r["tok_per_s"], "prefill_ms": r["prefill_ms"],
+                           "peak_rss_bytes": r["peak_rss_bytes"]} for r in ours_runs]},
+        "llama_cpp": None,
+        "memory": {
+            "peak_rss_bytes": peak, "weights_bytes": weights, "kv_cache_bytes": kv,
+            "runtime_baseline_rss_bytes": baseline_rss,
+            "peak_over_weights_kv": peak / (weights + kv) if peak else None,
+            "peak_minus_baseline_over_weights_kv": (peak - baseline_rss) / (weights + kv) if peak and baseline_rss else None,
+        },
+    }
+    if theirs is not None:
+        row["llama_cpp"] = {"tok_per_s": median(r["tok_per_s"] for r in their_runs),
+                            "prefill_ms": median(r["prefill_ms"] for r in their_runs),
+                            "runs": [{"tok_per_s": r["tok_per_s"], "prefill_ms": r["prefill_ms"]} for r in their_runs],
+                            "same_tokens": their_runs[-1]["tokens"] == ours_tokens,
+                            "first_difference": first_difference(their_runs[-1]["tokens"], ours_tokens)}
+        row["decode_ratio"] = ratio(row["ours"]["tok_per_s"], row["llama_cpp"]["tok_per_s"])
+        # prefill: time ratio (ours / theirs; above 1 is slower)
+        row["prefill_time_ratio"] = ratio(row["ours"]["prefill_ms"], row["llama_cpp"]["prefill_ms"])
+        del theirs
+    else:
+        row["decode_ratio"] = row["prefill_time_ratio"] = None
+    row["decode_status"] = ("PASS" if row["decode_ratio"] >= DECODE_TARGET else "MISS") \
+        if row["decode_ratio"] is not None else "n/a (no llama.cpp)"
+    m = row["memory"]
+    m["status"] = ("PASS" if m["peak_over_weights_kv"] <= MEMORY_TARGET else "MISS") \
+        if m["peak_over_weights_kv"] is not None else "n/a"
+    m["status_without_runtime"] = (("PASS" if m["peak_minus_baseline_over_weights_kv"] <= MEMORY_TARGET else "MISS")
+                                   if m["peak_minus_baseline_over_weights_kv"] is not None else None)
+    return row
+
+
+def fmt(v, spec):
+    return "-" if v is None else format(v, spec)
+
+
+def mib(b):
+    return fmt(b and b / 2**20, ".1f")
+
+
+def table(rows, have_llama):
+    head = ["model", "params", "image", "ours tok/s", "llama.cpp tok/s", "ours/llama", "decode target",
+            "ours prefill ms", "llama.cpp prefill ms", "prefill time ours/llama", "same tokens"]
+    lines = []
+
+    def spread(side, key):
+        v = [x[key] for x in side["runs"]]
+        return f" ({min(v):.0f}-{max(v):.0f})" if len(v) > 1 else ""
+    for r in rows:
+        lc = r["llama_cpp"] or {}
+        lines.append([r["model"], f"{r['parameters'] / 1e6:.2f} M", r["image"],
+                      fmt(r["ours"]["tok_per_s"], ".1f") + spread(r["ours"], "tok_per_s"),
+                      fmt(lc.get("tok_per_s"), ".1f") + (spread(lc, "tok_per_s") if lc else ""),
+                      fmt(r["decode_ratio"], ".2f"),
+                      r["decode_status"] + (f" (>= {DECODE_TARGET}x)" if have_llama else ""),
+                      fmt(r["ours"]["prefill_ms"], ".1f"), fmt(lc.get("prefill_ms"), ".1f"),
+                      fmt(r["prefill_time_ratio"], ".2f"),
+                      "-" if not lc else ("yes" if lc["same_tokens"] else f"no (from {lc['first_difference']})")])
+    out = grid(head, lines)
+    out.append("tok/s: median (min-max) of the runs; decode = tokens / time after the prefill; "
+               "prefill = one pass over the prompt")
+    out.append("")
+    head = ["model", "peak RSS MiB", "weights MiB", "KV cache MiB", "runtime base MiB", "peak/(w+KV)",
+            "(peak-base)/(w+KV)", "memory target"]
+    lines = []
+    for r in rows:
+        m = r["memory"]
+        lines.append([r["model"], mib(m["peak_rss_bytes"]), mib(m["weights_bytes"]), mib(m["kv_cache_bytes"]),
+                      mib(m["runtime_baseline_rss_bytes"]), fmt(m["peak_over_weights_kv"], ".2f"),
+                      fmt(m["peak_minus_baseline_over_weights_kv"], ".2f"),
+                      f"{m['status']} / {m['status_without_runtime']} without runtime (<= {MEMORY_TARGET}x)"])
+    out += grid(head, lines)
+    out.append("peak RSS = minillm's VmHWM (every resident page, shared libraries included); runtime base = "
+               "minillm's peak on a tiny model (SYCL/OpenCL runtime, device program, libraries)")
+    return "\n".join(out)
+
+
+def grid(head, lines):
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    out = ["  ".join(str(x).ljust(w) for x, w in zip(head, widths)).rstrip(),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in lines]
+    return out
+
+
+def write_json(path, doc):
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(doc, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def cpu_model():
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--runs", type=int, default=RUNS, help="timed repetitions per side and size (>= 3)")
+    ap.add_argument("-n", type=int, default=NEW_TOKENS, help="new tokens per run (default %(default)s)")
+    ap.add_argument("--prompt", default=PROMPT)
+    ap.add_argument("--sizes", default="small,85m", help="comma-separated: small, 85m (default: both)")
+    ap.add_argument("--seed", type=int, default=85, help="seed of the random 85M model")
+    ap.add_argument("--out", default=str(OUT_DIR / "minillm.json"))
+    args = ap.parse_args(argv)
+    runs = max(args.runs, 3)
+    started = time.time()
+    if not MINILLM.exists():
+        print(f"bench: {MINILLM} is missing: build it first (.venv/bin/scons target=cpu-x86)", file=sys.stderr)
+        return 2
+
+    llama_cpp, why = load_llama_cpp()
+    lcp_version = getattr(llama_cpp, "__version__", None) if llama_cpp else None
+    if llama_cpp is None:
+        log("bench: llama-cpp-python is not importable (" + why + "):\n"
+            f"  only minillm is measured. For the comparison: {INSTALL_HINT}")
+    log(f"bench: minillm vs llama.cpp ({'llama-cpp-python ' + lcp_version if lcp_version else 'absent'}), "
+        f"{os.cpu_count()} CPUs, {THREADS} llama.cpp threads, prompt {len(args.prompt.encode()) + 1} tokens, "
+        f"{args.n} new tokens, greedy, median of {runs} interleaved runs after a warm-up")
+
+    log("runtime baseline: minillm on a tiny model of the same architecture")
+    tiny_cfg, _ = random_model(OUT_DIR / "rss-baseline", TINY, 1, "runtime-baseline model")
+    base_runs = [run_minillm(OUT_DIR / "rss-baseline", args.prompt, 8) for _ in range(3)]
+    baseline_rss = min((r["peak_rss_bytes"] or 0) for r in base_runs) or None
+    log(f"  peak RSS {mib(baseline_rss)} MiB ({param_count(tiny_cfg):,} parameters, "
+        f"{(param_count(tiny_cfg) * 4 + kv_cache_bytes(tiny_cfg)) / 2**10:.0f} KiB weights + KV cache)")
+
+    rows = []
+    for size in [s.strip() for s in args.sizes.split(",") if s.strip()]:
+        if size == "small":
+            model_dir = HERE / "tiny-fortunes"
+            cfg = json.loads((model_dir / "config.json").read_text())
+            label, fresh = "tiny-fortunes", False
+        elif size == "85m":
+            model_dir = OUT_DIR / "random-85m"
+            log("85M random model")
+            cfg, fresh = random_model(model_dir, BIG, args.seed, "the 85M random model")
+            label = "random-85m"
+        else:
+            print(f"bench: unknown size {size!r} (small, 85m)", file=sys.stderr)
+            return 2
+        if args.n + len(args.prompt.encode()) + 1 > cfg["max_position_embeddings"]:
+            print(f"bench: prompt + {args.n} tokens exceed the context of {label}", file=sys.stderr)
+            return 2
+        gguf_path = None
+        if llama_cpp is not None:
+            gguf_path = gguf_for(model_dir, OUT_DIR / f"{label}-f32.gguf", fresh)
+        rows.append(bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, args.prompt, args.n,
+                               baseline_rss))
+
+    log("")
+    log(table(rows, llama_cpp is not None))
+    if llama_cpp is None:
+        log(f"\nllama.cpp columns empty: llama-cpp-python is not installed ({INSTALL_HINT})")
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    doc = {
+        "schema": 1,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "minillm": {"path": str(MINILLM), "image": rows[0]["image"] if rows else None,
+                    "image_choice": "the loader's (SYCLFORGE_IMAGE unset)" if not os.environ.get("SYCLFORGE_IMAGE")
+                    else f"forced: SYCLFORGE_IMAGE={os.environ['SYCLFORGE_IMAGE']}"},
+        "llama_cpp": {"available": llama_cpp is not None, "llama_cpp_python": lcp_version,
+                      "why_not": why, "install": INSTALL_HINT, "n_threads": THREADS, "n_threads_batch": THREADS,
+                      "weights": "f32 GGUF of the same safetensors (models/export_gguf.py)"},
+        "host": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
+                 "numpy": np.__version__, "kernel": platform.release(), "load_average_at_end": load},
+        "method": {"runs": runs, "warmup": 1, "statistic": "median", "interleaved": True,
+                   "prompt": args.prompt, "new_tokens": args.n, "sampling": "greedy",
+                   "decode": "tokens / seconds from the end of the prefill to the last token (n arg-maxes, n-1 forwards)",
+                   "prefill": "one forward pass over BOS + prompt bytes, until its logits are ready",
+                   "minillm": "a fresh process per run, --warmup (one untimed prompt + decode step first)",
+                   "memory": "minillm peak RSS (its VmHWM, all resident pages incl. shared libraries' pages); "
+                             "runtime baseline = peak RSS on a tiny model of the same architecture; "
+                             "KV cache = 2 x layers x ctx x kv_heads x head_dim x 4 (allocated for the whole context)"},
+        "targets": {"decode_vs_llama_cpp": DECODE_TARGET, "peak_over_weights_plus_kv": MEMORY_TARGET},
+        "runtime_baseline": {"peak_rss_bytes": baseline_rss, "model": str(OUT_DIR / "rss-baseline"),
+                             "parameters": param_count(tiny_cfg)},
+        "results": rows,
+        "elapsed_s": round(time.time() - started, 1),
+    }
+    write_json(args.out, doc)
+    met = [r for r in rows if r["decode_status"] in ("PASS", "MISS")]
+    log(f"\nbench: decode target met at {sum(r['decode_status'] == 'PASS' for r in met)}/{len(met)} sizes, "
+        f"memory target at {sum(r['memory']['status'] == 'PASS' for r in rows)}/{len(rows)} "
+        f"(informational); wrote {args.out} in {doc['elapsed_s']} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
