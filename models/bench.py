@@ -42,7 +42,6 @@ import platform
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -53,6 +52,19 @@ REPO = HERE.parent
 sys.path.insert(0, str(HERE))
 import export_gguf  # noqa: E402
 import safetensors_np  # noqa: E402
+
+
+def _kernel_bench():
+    """kernels/python/bench.py (also named bench): its JSON writer and CPU name."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("kernels_bench", REPO / "kernels" / "python" / "bench.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_kb = _kernel_bench()
+write_json, cpu_model = _kb.write_json, _kb.cpu_model
 
 MINILLM = REPO / "build" / "cpu-x86" / "bin" / "minillm"
 OUT_DIR = REPO / "build" / "bench"
@@ -397,30 +409,6 @@ def grid(head, lines):
            "  ".join("-" * w for w in widths)]
     out += ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in lines]
     return out
-
-
-def write_json(path, doc):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(doc, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def cpu_model():
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def main(argv=None):
