@@ -49,9 +49,14 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(HERE))
-import export_gguf  # noqa: E402
-import safetensors_np  # noqa: E402
+try:   # as models.bench (tests): siblings as package modules, so that
+    # models/reference.py never becomes the top-level `reference` that
+    # kernels/python/reference.py is in the same process
+    from . import export_gguf, safetensors_np
+except ImportError:   # as a script
+    sys.path.insert(0, str(HERE))
+    import export_gguf  # noqa: E402
+    import safetensors_np  # noqa: E402
 
 
 def _kernel_bench():

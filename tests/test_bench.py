@@ -7,11 +7,9 @@ import sys
 
 from helpers import REPO, run, scons
 
-sys.path.insert(0, str(REPO / "models"))
+# As package modules: models/reference.py must not shadow the kernels' one.
 sys.path.insert(0, str(REPO))
-import bench  # noqa: E402
-import safetensors_np  # noqa: E402
-from models import reference  # noqa: E402
+from models import bench, reference, safetensors_np  # noqa: E402
 
 TINY = REPO / "models" / "tiny-fortunes"
 
