@@ -13,9 +13,9 @@ def checkout(tmp_path_factory):
 
 def test_help_documents_every_variable_and_alias(checkout):
     out = scons("-h", cwd=checkout).stdout
-    for name in ("target", "toolchain", "strict", "cache", "format", "verbose"):
+    for name in ("target", "toolchain", "strict", "cache", "format", "verbose", "docker", "bundle", "merge"):
         assert re.search(rf"^{name}: \S", out, re.M), f"{name} undocumented:\n{out}"
-    for alias in ("toolchains", "explain"):
+    for alias in ("toolchains", "explain", "release", "verify", "numerics", "bench"):
         assert re.search(rf"^  {alias}\s+\S", out, re.M), f"{alias} undocumented"
     assert "SYCLFORGE_IMAGE" in out and "SYCLFORGE_VERBOSE" in out
 
