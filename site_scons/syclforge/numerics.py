@@ -36,6 +36,8 @@ import time
 from itertools import combinations
 from pathlib import Path
 
+import numpy as np
+
 from .errors import SyclforgeError
 
 SCHEMA = "syclforge-numerics/1"
@@ -82,26 +84,26 @@ def run_local(top, specs, out_dir, *, runner=None, perturb="", python=None, log=
     images), evaluate, and write the report into out_dir. Returns the report.
 
     perturb: 'OP' or 'OP@IMAGE', passed to the worker (the harness's test)."""
-    import numpy as np
     top, out_dir = Path(top), Path(out_dir)
     runner = runner or default_runner()
     python = python or sys.executable
     worker = top / "kernels" / "python" / "numerics_worker.py"
     staging = _staging(out_dir)
     try:
-        return _run_local(top, specs, out_dir, staging, runner, perturb, python, worker, log, np)
+        return _run_local(top, specs, out_dir, staging, runner, perturb, python, worker, log)
     except BaseException:       # interrupted or broken: no half-written report
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _run_local(top, specs, out_dir, staging, runner, perturb, python, worker, log, np):
+def _run_local(top, specs, out_dir, staging, runner, perturb, python, worker, log):
+    n_cases = len(_modules(top)[0].CASES)
     devices = []
     t0 = time.monotonic()
     for spec in specs:
         for image in spec["images"]:
             where = f"{spec['target']} {image}"
-            log(f"numerics: {where}: kernels ({len(_modules(top)[0].CASES)} cases, twice)")
+            log(f"numerics: {where}: kernels ({n_cases} cases, twice)")
             out_name = f"outputs-{_slug(runner, spec['target'], spec['toolchain'], image)}.npz"
             cmd = [python, str(worker), "--lib", str(spec["lib"]), "--image", image,
                    "--out", str(staging / out_name)]
@@ -128,7 +130,7 @@ def _run_local(top, specs, out_dir, staging, runner, perturb, python, worker, lo
                        nondeterministic=meta["nondeterministic"], errors=meta["errors"])
             if spec.get("minillm") and Path(spec["minillm"]).exists():
                 log(f"numerics: {where}: model ({len(PROMPTS)} prompts x {MODEL_TOKENS} tokens, twice)")
-                _run_model(top, spec["minillm"], image, staging / out_name, dev, np)
+                _run_model(top, spec["minillm"], image, staging / out_name, dev)
             devices.append(dev)
     log(f"numerics: ran {sum(d['status'] == 'ran' for d in devices)} device image(s) "
         f"in {time.monotonic() - t0:.0f} s; comparing")
@@ -147,7 +149,7 @@ def _last_json(text):
     return None
 
 
-def _run_model(top, minillm, image, npz_path, dev, np):
+def _run_model(top, minillm, image, npz_path, dev):
     """minillm --dump-logits for each prompt, twice; outputs added to the npz."""
     model = Path(top, MODEL_DIR)
     arrays = dict(np.load(npz_path))
@@ -170,7 +172,7 @@ def _run_model(top, minillm, image, npz_path, dev, np):
         if len(runs) < 2:
             continue
         (t1, l1), (t2, l2) = runs
-        if not (np.array_equal(t1, t2) and np.array_equal(l1.view(np.uint32), l2.view(np.uint32))):
+        if _bits_differ(t1, t2) != 0 or _bits_differ(l1, l2) != 0:
             dev["nondeterministic"].append(f"model[prompt{i}]")
         arrays[f"model{i}_tokens"], arrays[f"model{i}_logits"] = t1, l1
     tmp = npz_path.with_name(npz_path.stem + ".tmp.npz")
@@ -203,7 +205,6 @@ def _worst(res):
 def evaluate(top, devices, folder, log=_log):
     """Every comparison over the devices that ran, their outputs read from
     folder. Returns the report dict (without sources)."""
-    import numpy as np
     cases, tolerance, model_reference = _modules(top)
     ran = [d for d in devices if d["status"] == "ran"]
     outputs = {device_key(d): np.load(Path(folder, d["outputs"])) for d in ran}
@@ -248,7 +249,7 @@ def evaluate(top, devices, folder, log=_log):
             res = tolerance.compare(case.op, out_b, np.asarray(out_a, np.float64), pairwise=True, **inputs)
             r = row(case.op, case.id, case.label, "pairwise", b, res.metric, res.value, res.threshold, res.ok,
                     other=a, worst=_worst(res))
-            r["bits_differ"] = _bits_differ(np, out_a, out_b)
+            r["bits_differ"] = _bits_differ(out_a, out_b)
 
     with_model = [d for d in ran if "model" in d]
     if with_model:
@@ -268,13 +269,13 @@ def evaluate(top, devices, folder, log=_log):
                 o = outputs[device_key(d)]
                 got[device_key(d)] = (d, o[f"model{i}_tokens"], o[f"model{i}_logits"].reshape(-1, vocab))
             for d, toks, logits in got.values():
-                _model_rows(row, tolerance, np, case_id, label, "reference", d, None,
+                _model_rows(row, tolerance, case_id, label, "reference", d, None,
                             toks, logits, ref_tokens, ref_logits)
                 bad = case_id in d["nondeterministic"]     # tokens and logits, bit for bit
                 for op in ("model_tokens", "model_logits"):
                     row(op, case_id, label, "determinism", d, "bits_differ", int(bad), 0, not bad)
             for (a, ta, la), (b, tb, lb) in combinations(got.values(), 2):
-                _model_rows(row, tolerance, np, case_id, label, "pairwise", b, a,
+                _model_rows(row, tolerance, case_id, label, "pairwise", b, a,
                             tb, lb, ta, la)
 
     violations = [describe(r) for r in rows if not r["pass"]]
@@ -295,7 +296,7 @@ def evaluate(top, devices, folder, log=_log):
     }
 
 
-def _bits_differ(np, a, b):
+def _bits_differ(a, b):
     """How many elements two outputs do not share bit for bit (None: shapes differ)."""
     a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
     if a.shape != b.shape or a.dtype != b.dtype:
@@ -304,7 +305,7 @@ def _bits_differ(np, a, b):
     return int((a.view(u) != b.view(u)).sum())
 
 
-def _model_rows(row, tolerance, np, case_id, label, kind, d, other, toks, logits, ref_toks, ref_logits):
+def _model_rows(row, tolerance, case_id, label, kind, d, other, toks, logits, ref_toks, ref_logits):
     """Greedy tokens (exact) and the logits of the steps both runs share a
     context for: up to and including the first differing token."""
     pw = kind == "pairwise"
@@ -312,7 +313,7 @@ def _model_rows(row, tolerance, np, case_id, label, kind, d, other, toks, logits
     r = row("model_tokens", case_id, label, kind, d, res.metric, res.value, res.threshold, res.ok,
             other=other, worst=_worst(res))
     if pw:
-        r["bits_differ"] = _bits_differ(np, toks, ref_toks)
+        r["bits_differ"] = _bits_differ(toks, ref_toks)
     n = min(len(toks), len(ref_toks))
     same = int(np.argmax(toks[:n] != ref_toks[:n])) if (toks[:n] != ref_toks[:n]).any() else n
     steps = min(same + 1, len(logits), len(ref_logits))
@@ -320,7 +321,7 @@ def _model_rows(row, tolerance, np, case_id, label, kind, d, other, toks, logits
     r = row("model_logits", case_id, label, kind, d, res.metric, res.value, res.threshold, res.ok,
             other=other, worst=_worst(res))
     if pw:
-        r["bits_differ"] = _bits_differ(np, logits[:steps], ref_logits[:steps])
+        r["bits_differ"] = _bits_differ(logits[:steps], ref_logits[:steps])
 
 
 def describe(r):
@@ -501,7 +502,6 @@ def draw(report, path):
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
         from matplotlib.colors import TwoSlopeNorm
-        import numpy as np
     except ImportError:
         return "matplotlib is not installed here (merge this report on a machine that has it)"
     ops, cols, cells = matrix(report)
