@@ -4,8 +4,12 @@ in the same run.
 
     .venv/bin/python kernels/python/bench.py        (or: .venv/bin/scons bench)
 
-Device time is enqueue + kl_wait with inputs already on the device: the
-median of >= 5 runs after a warm-up. Prints a table and writes
+Device time is enqueue + kl_wait with inputs already on the device. Each
+side (ours, NumPy) is timed in ROUNDS alternating rounds, each after a quiet
+pause and a warm-up, with at least 5 runs and MIN_ROUND_S of runs per round;
+the figure is the median of all its runs. The copy bandwidth is measured at
+the start and at the end and the best is the reference (the stricter one).
+Prints a table and writes
 build/bench/kernels.json (temporary file, then rename). Targets (from the
 issue) are informational: GEMM 1024^3 >= 0.5x NumPy; GEMV, softmax and
 RMSNorm >= 0.5x the copy bandwidth. Exit 0 whether they are met or not.
@@ -25,7 +29,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from syclforge_kl import DEFAULT_LIB, REPO, KLError, Runtime  # noqa: E402
 
-RUNS = 5                     # timed runs per measurement (after warm-up)
+RUNS = 5                     # timed runs per round, at least (after warm-up)
+ROUNDS = 3                   # alternating NumPy / ours rounds per measurement
+MIN_ROUND_S = 0.1            # a round runs a short op until this much time is spent
+MAX_RUNS = 500               # ... or this many runs
+QUIET_S = 0.2                # pause before each round
+WARMUP = 3                   # untimed calls before each round
 ITEM_BUDGET_S = 20.0         # skip a measurement whose runs would take longer
 GEMM_TARGET = 0.5            # ours / NumPy throughput, GEMM 1024^3
 BANDWIDTH_TARGET = 0.5       # fraction of the copy bandwidth, memory-bound ops
@@ -36,29 +45,56 @@ def log(msg):
     print(msg, flush=True)
 
 
-def median_time(fn, runs=RUNS, warmup=1, budget_s=ITEM_BUDGET_S, estimate_s=None):
-    """Median seconds of `runs` calls of fn after `warmup` calls; None (and
-    the estimate) when the runs would exceed budget_s."""
+def timed_runs(fn, runs=RUNS, warmup=WARMUP, min_s=MIN_ROUND_S, max_runs=MAX_RUNS, budget_s=ITEM_BUDGET_S,
+               estimate_s=None, clock=time.perf_counter):
+    """Seconds of each timed call of fn: `warmup` untimed calls, then at
+    least `runs` calls, more while they add up to less than min_s (short ops:
+    one 30 us call is mostly noise), never more than max_runs. Returns
+    (times, None), or (None, estimate) when `runs` calls would exceed budget_s."""
     if estimate_s is not None and estimate_s * (runs + warmup) > budget_s:
         return None, estimate_s
-    t0 = time.perf_counter()
+    t0 = clock()
     for _ in range(warmup):
         fn()
-    first = (time.perf_counter() - t0) / max(warmup, 1)
+    first = (clock() - t0) / max(warmup, 1)
     if first * runs > budget_s:
         return None, first
     times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
+    while len(times) < runs or (sum(times) < min_s and len(times) < max_runs):
+        t0 = clock()
         fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), times
+        times.append(clock() - t0)
+    return times, None
+
+
+def rounds(sides, n_rounds=ROUNDS, quiet_s=QUIET_S, estimates=None, **timing):
+    """Time several sides {name: fn} in n_rounds alternating rounds, each
+    after a pause of quiet_s: the SYCL runtime's and OpenBLAS's worker
+    threads spin for a while after their work and would steal the next
+    side's cores, and alternating spreads slow spells of a shared machine
+    over every side. Returns {name: (median s, runs)}, or (None, estimated
+    s a call) for a side whose runs would exceed the budget (it is then
+    dropped). timing: passed on to timed_runs."""
+    times = {name: [] for name in sides}
+    skipped = {}
+    for _ in range(n_rounds):
+        for name, fn in sides.items():
+            if name in skipped:
+                continue
+            time.sleep(quiet_s)
+            got, estimate = timed_runs(fn, estimate_s=(estimates or {}).get(name), **timing)
+            if got is None:
+                skipped[name] = estimate
+            else:
+                times[name] += got
+    return {name: (None, skipped[name]) if name in skipped else (statistics.median(t), len(t))
+            for name, t in times.items()}
 
 
 class Bench:
-    def __init__(self, rt, runs):
+    def __init__(self, rt, n_rounds=ROUNDS):
         self.rt = rt
-        self.runs = runs
+        self.rounds = n_rounds
         self.rows = []
         self.rng = np.random.default_rng(0)
 
@@ -75,15 +111,12 @@ class Bench:
 
     def measure(self, op, shape, ours, numpy_fn, work, unit, target=None, estimate_s=None):
         """work: flops (unit GFLOP/s) or bytes (unit GB/s) per call."""
-        # NumPy first, after a pause: the SYCL CPU runtime's worker threads
-        # spin for a while after a kernel and would steal NumPy's cores.
-        time.sleep(0.2)
-        log(f"  {op:8s} {shape:18s} NumPy ...")
-        t_np, _ = median_time(numpy_fn, self.runs)
-        log(f"  {op:8s} {shape:18s} ours ...")
-        t_ours, extra = median_time(ours, self.runs, estimate_s=estimate_s)
+        log(f"  {op:8s} {shape:18s} NumPy and ours, {self.rounds} rounds ...")
+        got = rounds({"numpy": numpy_fn, "ours": ours}, self.rounds, estimates={"ours": estimate_s})
+        (t_np, n_np), (t_ours, extra) = got["numpy"], got["ours"]
         row = {"op": op, "shape": shape, "unit": unit, "work": work,
                "ours_s": t_ours, "numpy_s": t_np,
+               "ours_runs": extra if t_ours else 0, "numpy_runs": n_np if t_np else 0,
                "ours_rate": work / t_ours / 1e9 if t_ours else None,
                "numpy_rate": work / t_np / 1e9 if t_np else None,
                "ratio_vs_numpy": (t_np / t_ours) if t_ours and t_np else None,
@@ -94,31 +127,28 @@ class Bench:
         return row
 
 
-def copy_bandwidth(b):
+def copy_bandwidth(b, when):
     """NumPy's copy, our host->device memcpy (kl_to_device) and our kl_add,
     all on COPY_FLOATS floats, in GB/s (bytes read + written)."""
     rt = b.rt
     n = COPY_FLOATS
     src = b.data(n)
     dst = np.empty_like(src)
-    out = {}
-    time.sleep(0.2)
-    log("  copy     NumPy np.copyto ...")
-    t, _ = median_time(lambda: np.copyto(dst, src), b.runs)
-    out["numpy_copy"] = 2 * src.nbytes / t / 1e9
     da, db, dy = rt.to_device(src), rt.to_device(src), rt.empty(n)
-    log("  copy     kl_to_device ...")
-    t, _ = median_time(lambda: (rt.copy_in(da, src), rt.wait()), b.runs)
-    out["kl_to_device"] = 2 * src.nbytes / t / 1e9
+    sides = {"numpy_copy": lambda: np.copyto(dst, src), "kl_to_device": lambda: (rt.copy_in(da, src), rt.wait())}
     if rt.has_op("add"):
-        log("  copy     kl_add ...")
-        t, _ = median_time(b.device_op("kl_add", da, db, dy, n), b.runs)
-        out["kl_add"] = 3 * src.nbytes / t / 1e9
+        sides["kl_add"] = b.device_op("kl_add", da, db, dy, n)
+    log(f"  copy     {', '.join(sides)} ({when}) ...")
+    got = rounds(sides, b.rounds)
     for buf in (da, db, dy):
         buf.free()
-    # The machine's copy bandwidth: the best plain copy measured in this run.
-    out["reference"] = max(out["numpy_copy"], out["kl_to_device"])
-    return out
+    return {name: (3 if name == "kl_add" else 2) * src.nbytes / t / 1e9 for name, (t, _) in got.items()}
+
+
+def copy_reference(measured):
+    """The machine's copy bandwidth: the best plain copy (NumPy's or ours,
+    not kl_add) of any measurement in this run, so the stricter one."""
+    return max(m[k] for m in measured for k in ("numpy_copy", "kl_to_device"))
 
 
 def bench_gemm(b, sizes):
@@ -212,9 +242,10 @@ def table(rows, copy):
            "  ".join("-" * w for w in widths)]
     out += ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in lines]
     out.append("")
-    out.append("copy bandwidth (GB/s, read + write, 64 MiB arrays): " +
-               ", ".join(f"{k} {v:.1f}" for k, v in copy.items() if k != "reference") +
-               f"; reference = best plain copy = {copy['reference']:.1f}")
+    for when in ("start", "end"):
+        out.append(f"copy bandwidth at the {when} (GB/s, read + write, 64 MiB arrays): " +
+                   ", ".join(f"{k} {v:.1f}" for k, v in copy[when].items()))
+    out.append(f"reference = best plain copy = {copy['reference']:.1f} GB/s")
     return "\n".join(out)
 
 
@@ -247,9 +278,9 @@ def main(argv=None):
     ap.add_argument("--lib", default=str(DEFAULT_LIB), help="the kernel library (default: %(default)s)")
     ap.add_argument("--image", default=None, help="force an image (default: the loader's choice)")
     ap.add_argument("--out", default=str(REPO / "build" / "bench" / "kernels.json"))
-    ap.add_argument("--runs", type=int, default=RUNS, help="timed runs per measurement (>= 5)")
+    ap.add_argument("--rounds", type=int, default=ROUNDS, help="alternating rounds per measurement (>= 1)")
     args = ap.parse_args(argv)
-    runs = max(args.runs, 5)
+    n_rounds = max(args.rounds, 1)
     started = time.time()
 
     try:
@@ -258,10 +289,10 @@ def main(argv=None):
         print(f"bench: error: {e}", file=sys.stderr)
         return 2
     log(f"bench: {rt.target} ({rt.toolchain}) image={rt.image} device=\"{rt.device_name}\", "
-        f"NumPy {np.__version__}, {os.cpu_count()} CPUs, median of {runs} runs after a warm-up")
-    b = Bench(rt, runs)
+        f"NumPy {np.__version__}, {os.cpu_count()} CPUs, medians of {n_rounds} alternating rounds")
+    b = Bench(rt, n_rounds)
     log("copy bandwidth")
-    copy = copy_bandwidth(b)
+    copy = {"start": copy_bandwidth(b, "start")}
     missing = [op for op in ("gemm", "gemv", "softmax", "rmsnorm") if not rt.has_op(op)]
     if missing:
         log(f"bench: the library lacks {', '.join(missing)}: skipped")
@@ -277,6 +308,9 @@ def main(argv=None):
     log("RMSNorm")
     if "rmsnorm" not in missing:
         bench_rmsnorm(b, [(512, 4096)])
+    log("copy bandwidth")
+    copy["end"] = copy_bandwidth(b, "end")
+    copy["reference"] = copy_reference([copy["start"], copy["end"]])
     judge(b.rows, copy["reference"])
 
     log("")
@@ -288,10 +322,12 @@ def main(argv=None):
                     "image": rt.image, "image_forced": bool(args.image), "device": rt.device_name},
         "host": {"cpu": cpu_model(), "cpus": os.cpu_count(), "python": platform.python_version(),
                  "numpy": np.__version__},
-        "method": {"runs": runs, "warmup": 1, "statistic": "median",
+        "method": {"rounds": n_rounds, "runs_per_round": f">= {RUNS}, and until {MIN_ROUND_S} s (<= {MAX_RUNS})",
+                   "warmup_per_round": WARMUP, "pause_before_round_s": QUIET_S,
+                   "statistic": "median of every run of every round",
                    "device_time": "enqueue + kl_wait, inputs already on the device",
                    "rates": "GFLOP/s = 2*M*N*K / t; GB/s = minimal bytes read + written / t",
-                   "copy_reference": "the best plain copy of 64 MiB measured in this run"},
+                   "copy_reference": "the best plain copy of 64 MiB, at the start or the end of this run"},
         "copy_bandwidth_gbs": copy,
         "targets": {"gemm_1024_vs_numpy": GEMM_TARGET, "memory_bound_vs_copy": BANDWIDTH_TARGET},
         "missing_ops": missing,
