@@ -50,7 +50,7 @@ inline void attention_row(const sycl::nd_item<D> &it, const float *q, const floa
     const float m_new = sycl::fmax(m, sycl::reduce_over_group(g, lane_max, sycl::maximum<float>()));
     const float corr = sycl::exp(m - m_new); // 0 on the first chunk
     float sum = 0.f;
-    l.each(cn, [&](size_t p) { sum += (s[p] = exp_flush(s[p] - m_new)); });
+    l.each(cn, [&](size_t p) { sum += (s[p] = exp2_flush((s[p] - m_new) * LOG2E)); });
     denom = denom * corr + sycl::reduce_over_group(g, sum, sycl::plus<float>());
     m = m_new;
     sycl::group_barrier(g); // every weight written before anyone reads them

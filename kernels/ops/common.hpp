@@ -11,7 +11,10 @@
 namespace kl::ops {
 
 // Work-items per row for the row-wise ops (norms, softmax, reductions,
-// embedding): a multiple of every CPU vector width (4, 8, 16 floats).
+// embedding, attention) and per block for the element-wise ones: the
+// single-source launches use this; the runtime-compiler ones use the vector
+// width of the image that runs (Runtime::Impl::row_lanes), never more. The
+// ops take the count from the work-group, so any count works.
 constexpr int ROW_LANES = 16;
 
 constexpr float INF = std::numeric_limits<float>::infinity();
@@ -61,12 +64,27 @@ template <int D, typename F> inline void each_in_block(const sycl::nd_item<D> &i
   Lanes(it).each(imin(ELEM_BLOCK, n - b0), [&](size_t i) { f(b0 + i); });
 }
 
-// exp(z) for softmax weights, with subnormal results (< FLT_MIN, 1.2e-38)
-// flushed to 0: the CPU's vector exp takes a slow path for them (~15x).
-inline float exp_flush(float z) {
-  const float lo = -87.3365447f; // ln(FLT_MIN): below it exp(z) is subnormal
-  float e = sycl::exp(z < lo ? lo : z); // NaN stays NaN
-  return z < lo ? 0.f : e;
+// 2^w for w <= 0: the weights of softmax and attention, w = (score - max) *
+// log2(e). Written out rather than sycl::exp: the CPU's vector exp is an
+// SVML call per vector and was most of softmax's time. w = n + f, |f| <= 1/2,
+// then a degree-6 polynomial for 2^f fitted for relative error (within
+// 0.66 eps), times 2^n made from exponent bits (n in [-125, 0] for w <= 0;
+// still exact up to w = 127). Results below 2^-125.5 (about 2e-38) are
+// flushed to 0, as subnormals would take the CPU's slow path; NaN stays NaN.
+constexpr float LOG2E = 1.44269504088896341f;
+inline float exp2_flush(float w) {
+  const float lo = -125.5f;
+  const float wc = w < lo ? lo : w; // a NaN fails the test and stays
+  const float n = sycl::rint(wc);
+  const float f = wc - n; // exact
+  float q = 1.5370710752904415e-4f;
+  q = sycl::fma(q, f, 1.3399850577116013e-3f);
+  q = sycl::fma(q, f, 9.618373587727547e-3f);
+  q = sycl::fma(q, f, 5.550329014658928e-2f);
+  q = sycl::fma(q, f, 2.4022647738456726e-1f);
+  q = sycl::fma(q, f, 6.931471824645996e-1f);
+  const float p = sycl::fma(q, f, 1.f);
+  return w < lo ? 0.f : p * sycl::bit_cast<float>((int(n) + 127) << 23);
 }
 
 // Sum of f(i) over a work-group's row, returned to every work-item.

@@ -15,7 +15,7 @@ inline size_t softmax_visible(size_t cols, int causal, size_t pos0, size_t row) 
 // first `visible` columns; the rest of the row is 0. A NaN makes the sum NaN,
 // so the whole row comes out NaN, as with NumPy. max z = (max x) / t exactly
 // (t > 0 and rounding are monotonic), and z - max z is formed as
-// (x - max x) / t.
+// (x - max x) * (log2(e) / t), the exponent of 2.
 template <int D>
 inline void softmax_row(const sycl::nd_item<D> &it, const float *x, float *y, size_t cols, size_t visible,
                         float temperature) {
@@ -26,9 +26,9 @@ inline void softmax_row(const sycl::nd_item<D> &it, const float *x, float *y, si
   l.fold(visible, m, [&](float &a, size_t i) { a = x[i] > a ? x[i] : a; });
   const float xmax = sycl::reduce_over_group(it.get_group(), sycl::fmax(sycl::fmax(m[0], m[1]), sycl::fmax(m[2], m[3])),
                                              sycl::maximum<float>());
-  const float inv_t = 1.f / temperature;
+  const float k = LOG2E / temperature; // exp((x - xmax) / t) = 2^((x - xmax) * k)
   float total = group_sum_of(it, l, visible, [&](size_t i) {
-    float e = exp_flush((x[i] - xmax) * inv_t);
+    float e = exp2_flush((x[i] - xmax) * k);
     y[i] = e;
     return e;
   });
