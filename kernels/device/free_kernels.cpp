@@ -55,7 +55,7 @@ KL_KERNEL(1) kl_mul(const float *a, const float *b, float *y, ul n) {
   ops::each_in_block(item<1>(), n, [&](size_t i) { y[i] = ops::mul(a[i], b[i]); });
 }
 
-// ---- row-wise (one work-group of ROW_LANES per row) -----------------------
+// ---- row-wise (one work-group per row) -------------------------------------
 KL_KERNEL(1) kl_rmsnorm(const float *x, const float *weight, float *y, ul dim, float eps) {
   auto it = item<1>();
   size_t r = it.get_group(0);

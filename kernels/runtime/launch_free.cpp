@@ -11,10 +11,15 @@ namespace {
 using ul = unsigned long;
 using r1 = sycl::range<1>;
 using r2 = sycl::range<2>;
-constexpr size_t RL = ops::ROW_LANES;
+size_t lanes(Runtime &rt) { return rt.impl().row_lanes; } // <= ops::ROW_LANES
 size_t up(size_t n, size_t m) { return Runtime::Impl::round_up(n, m); }
-// ops::each_in_block: one work-group of ROW_LANES per ELEM_BLOCK elements
+// row-wise ops: one work-group of lanes(rt) work-items per row
+template <typename... Args> void rowwise(const char *name, Runtime &rt, size_t rows, const Args &...args) {
+  rt.impl().launch<1>(name, r1{rows * lanes(rt)}, r1{lanes(rt)}, args...);
+}
+// ops::each_in_block: one work-group of lanes(rt) per ELEM_BLOCK elements
 template <typename... Args> void elementwise(const char *name, Runtime &rt, size_t n, const Args &...args) {
+  const size_t RL = lanes(rt);
   rt.impl().launch<1>(name, r1{up(n, ops::ELEM_BLOCK) / ops::ELEM_BLOCK * RL}, r1{RL}, args...);
 }
 } // namespace
@@ -42,40 +47,40 @@ void mul(Runtime &rt, const float *a, const float *b, float *y, size_t n) {
 }
 
 void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps) {
-  rt.impl().launch<1>("kl_rmsnorm", r1{rows * RL}, r1{RL}, x, weight, y, (ul)dim, eps);
+  rowwise("kl_rmsnorm", rt, rows, x, weight, y, (ul)dim, eps);
 }
 void layernorm(Runtime &rt, const float *x, const float *weight, const float *bias, float *y, size_t rows,
                       size_t dim, float eps) {
-  rt.impl().launch<1>("kl_layernorm", r1{rows * RL}, r1{RL}, x, weight, bias, y, (ul)dim, eps);
+  rowwise("kl_layernorm", rt, rows, x, weight, bias, y, (ul)dim, eps);
 }
 void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, int causal, size_t pos0,
                     float temperature) {
-  rt.impl().launch<1>("kl_softmax", r1{rows * RL}, r1{RL}, x, y, (ul)cols, causal, (ul)pos0, temperature);
+  rowwise("kl_softmax", rt, rows, x, y, (ul)cols, causal, (ul)pos0, temperature);
 }
 void row_sum(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
-  rt.impl().launch<1>("kl_row_sum", r1{rows * RL}, r1{RL}, x, out, (ul)cols);
+  rowwise("kl_row_sum", rt, rows, x, out, (ul)cols);
 }
 void row_max(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
-  rt.impl().launch<1>("kl_row_max", r1{rows * RL}, r1{RL}, x, out, (ul)cols);
+  rowwise("kl_row_max", rt, rows, x, out, (ul)cols);
 }
 void row_argmax(Runtime &rt, const float *x, int32_t *out, size_t rows, size_t cols) {
-  rt.impl().launch<1>("kl_row_argmax", r1{rows * RL}, r1{RL}, x, out, (ul)cols);
+  rowwise("kl_row_argmax", rt, rows, x, out, (ul)cols);
 }
 void embedding(Runtime &rt, const float *table, const int32_t *ids, float *y, size_t n_ids, size_t dim) {
-  rt.impl().launch<1>("kl_embedding", r1{n_ids * RL}, r1{RL}, table, ids, y, (ul)dim);
+  rowwise("kl_embedding", rt, n_ids, table, ids, y, (ul)dim);
 }
 
 void rope(Runtime &rt, float *x, const float *freq, size_t tokens, size_t heads, size_t head_dim,
                  size_t pos0) {
+  const size_t RL = lanes(rt);
   rt.impl().launch<2>("kl_rope", r2{tokens, up(head_dim / 2, RL)}, r2{1, RL}, x, freq, (ul)heads,
                              (ul)head_dim, (ul)pos0);
 }
 
 void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out,
                       size_t tokens, size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0, float scale) {
-  rt.impl().launch<1>("kl_attention", r1{tokens * n_heads * RL}, r1{RL}, q, k_cache, v_cache, out,
-                             (ul)n_heads, (ul)(n_heads / n_kv_heads), (ul)head_dim, (ul)(n_kv_heads * head_dim),
-                             (ul)pos0, scale);
+  rowwise("kl_attention", rt, tokens * n_heads, q, k_cache, v_cache, out, (ul)n_heads, (ul)(n_heads / n_kv_heads),
+          (ul)head_dim, (ul)(n_kv_heads * head_dim), (ul)pos0, scale);
 }
 
 // ops::gemm_tile: one work-group of L1 x L0 per BM x BN tile of y

@@ -72,6 +72,18 @@ const char *arch_of(const std::string &id) { // toolchains/oneapi-pip.yaml
   return id == "avx512" ? "skx" : id == "avx2" ? "core-avx2" : id == "sse4.2" ? "corei7" : nullptr;
 }
 
+// Floats per vector of the code an image runs as (Runtime::Impl::row_lanes):
+// a native image's ISA, or for the SPIR-V one what the device reports, as the
+// CPU runtime compiles it for the host's ISA.
+size_t vector_floats(const std::string &id, cl_device_id dev) {
+  if (id == "avx512") return 16;
+  if (id == "avx2") return 8;
+  if (id == "sse4.2") return 4;
+  cl_uint w = 0;
+  if (clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof w, &w, nullptr) != CL_SUCCESS) w = 0;
+  return w >= 16 ? 16 : w >= 8 ? 8 : 4;
+}
+
 // Declared below.
 bool cpu_has(const std::string &id);
 
@@ -185,6 +197,7 @@ Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
     m.attempts.push_back({img.id, true, ""});
     m.program = p;
     m.image = img.id;
+    m.row_lanes = vector_floats(m.image, cdev);
     break;
   }
   if (!m.program) {

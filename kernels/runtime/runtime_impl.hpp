@@ -10,6 +10,7 @@
 
 #include <sycl/sycl.hpp>
 
+#include "ops/common.hpp"
 #include "syclforge/kl.hpp"
 
 namespace kl {
@@ -23,6 +24,12 @@ struct Runtime::Impl {
   std::mutex mutex;                      // kernels, rope_tables, kernel arguments while enqueueing
   void *native_queue = nullptr;          // cl_command_queue under q, runtime-compiler toolchains
   std::function<void()> finish_native;   // clFinish of it
+  // Work-items per row (row-wise ops) and per block (element-wise ops), at
+  // most ops::ROW_LANES: on a CPU, the float vector width of the image that
+  // runs, so that a work-group is one vector rather than two done one after
+  // the other (on AVX2, 8 instead of 16 made RMSNorm ~20% and softmax ~10%
+  // faster).
+  size_t row_lanes = ops::ROW_LANES;
 
   // Asynchronous errors (a failed kernel), reported by Runtime::wait().
   std::mutex error_mutex;
