@@ -55,45 +55,47 @@ KL_KERNEL(1) kl_mul(const float *a, const float *b, float *y, ul n) {
   ops::each_in_block(item<1>(), n, [&](size_t i) { y[i] = ops::mul(a[i], b[i]); });
 }
 
-// ---- row-wise (one work-group per row) -------------------------------------
-KL_KERNEL(1) kl_rmsnorm(const float *x, const float *weight, float *y, ul dim, float eps) {
-  auto it = item<1>();
-  size_t r = it.get_group(0);
-  ops::rmsnorm_row(it, x + r * dim, weight, y + r * dim, dim, eps);
+// ---- row-wise (ops::each_row: a sub-group per row) ----------------------
+KL_KERNEL(1) kl_rmsnorm(ul rows, const float *x, const float *weight, float *y, ul dim, float eps) {
+  ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
+    ops::rmsnorm_row(team, x + r * dim, weight, y + r * dim, dim, eps);
+  });
 }
-KL_KERNEL(1) kl_layernorm(const float *x, const float *weight, const float *bias, float *y, ul dim, float eps) {
-  auto it = item<1>();
-  size_t r = it.get_group(0);
-  ops::layernorm_row(it, x + r * dim, weight, bias, y + r * dim, dim, eps);
+KL_KERNEL(1) kl_layernorm(ul rows, const float *x, const float *weight, const float *bias, float *y, ul dim,
+                          float eps) {
+  ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
+    ops::layernorm_row(team, x + r * dim, weight, bias, y + r * dim, dim, eps);
+  });
 }
-KL_KERNEL(1) kl_softmax(const float *x, float *y, ul cols, int causal, ul pos0, float temperature) {
-  auto it = item<1>();
-  size_t r = it.get_group(0);
-  ops::softmax_row(it, x + r * cols, y + r * cols, cols, ops::softmax_visible(cols, causal, pos0, r), temperature);
+KL_KERNEL(1) kl_softmax(ul rows, const float *x, float *y, ul cols, int causal, ul pos0, float temperature) {
+  ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
+    ops::softmax_row(team, x + r * cols, y + r * cols, cols, ops::softmax_visible(cols, causal, pos0, r),
+                     temperature);
+  });
 }
-KL_KERNEL(1) kl_row_sum(const float *x, float *out, ul cols) {
-  auto it = item<1>();
-  size_t r = it.get_group(0);
-  float v = ops::row_sum(it, x + r * cols, cols);
-  if (it.get_local_id(0) == 0) out[r] = v;
+KL_KERNEL(1) kl_row_sum(ul rows, const float *x, float *out, ul cols) {
+  ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
+    float v = ops::row_sum(team, x + r * cols, cols);
+    if (team.get_local_linear_id() == 0) out[r] = v;
+  });
 }
-KL_KERNEL(1) kl_row_max(const float *x, float *out, ul cols) {
-  auto it = item<1>();
-  size_t r = it.get_group(0);
-  float v = ops::row_max(it, x + r * cols, cols);
-  if (it.get_local_id(0) == 0) out[r] = v;
+KL_KERNEL(1) kl_row_max(ul rows, const float *x, float *out, ul cols) {
+  ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
+    float v = ops::row_max(team, x + r * cols, cols);
+    if (team.get_local_linear_id() == 0) out[r] = v;
+  });
 }
-KL_KERNEL(1) kl_row_argmax(const float *x, int *out, ul cols) {
-  auto it = item<1>();
-  size_t r = it.get_group(0);
-  int v = ops::row_argmax(it, x + r * cols, cols);
-  if (it.get_local_id(0) == 0) out[r] = v;
+KL_KERNEL(1) kl_row_argmax(ul rows, const float *x, int *out, ul cols) {
+  ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
+    int v = ops::row_argmax(team, x + r * cols, cols);
+    if (team.get_local_linear_id() == 0) out[r] = v;
+  });
 }
 // ids: device-accessible, range-checked by the host
-KL_KERNEL(1) kl_embedding(const float *table, const int *ids, float *y, ul dim) {
-  auto it = item<1>();
-  size_t r = it.get_group(0);
-  ops::embedding_row(it, table + size_t(ids[r]) * dim, y + r * dim, dim);
+KL_KERNEL(1) kl_embedding(ul rows, const float *table, const int *ids, float *y, ul dim) {
+  ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
+    ops::embedding_row(team, table + size_t(ids[r]) * dim, y + r * dim, dim);
+  });
 }
 
 // ---- RoPE: work-item (token, frequency i) rotates that pair in every head -

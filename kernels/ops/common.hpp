@@ -35,6 +35,9 @@ struct Lanes {
   size_t lane, lanes;
   template <int D> explicit Lanes(const sycl::nd_item<D> &it)
       : lane(it.get_local_id(D - 1)), lanes(it.get_local_range(D - 1)) {}
+  // the work-items of a team: a sycl::group or a sycl::sub_group
+  template <typename Team> explicit Lanes(const Team &team)
+      : lane(team.get_local_linear_id()), lanes(team.get_local_linear_range()) {}
 
   // f(i) for each of this work-item's indices below n.
   template <typename F> void each(size_t n, F &&f) const {
@@ -54,6 +57,20 @@ struct Lanes {
       if (base + lane < n) combine(acc[0], base + lane);
   }
 };
+
+// Row-wise ops of the runtime-compiler launches: a work-group holds up to
+// ROWS_PER_GROUP sub-groups, and f(sub_group, r) runs for each row r of
+// this sub-group: sub-group s of the S in the launch takes rows s, s + S, ...
+// A row's sums and maxima are then sub-group collectives (registers, no
+// work-group barrier), and every row is covered whatever sub-group size the
+// compiler picked. (Measured on AVX2: softmax 512x512 ~10% faster than a
+// work-group per row.)
+constexpr size_t ROWS_PER_GROUP = 4;
+template <typename F> inline void each_row(const sycl::nd_item<1> &it, size_t rows, F &&f) {
+  const auto sg = it.get_sub_group();
+  const size_t per = sg.get_group_linear_range(), S = it.get_group_range(0) * per;
+  for (size_t r = it.get_group(0) * per + sg.get_group_linear_id(); r < rows; r += S) f(sg, r);
+}
 
 // Element-wise ops: work-group g takes elements [g, g+1) * ELEM_BLOCK, its
 // work-items striding the block (whole vectors; only the array's last step
@@ -87,11 +104,11 @@ inline float exp2_flush(float w) {
   return w < lo ? 0.f : p * sycl::bit_cast<float>((int(n) + 127) << 23);
 }
 
-// Sum of f(i) over a work-group's row, returned to every work-item.
-template <int D, typename F> inline float group_sum_of(const sycl::nd_item<D> &it, const Lanes &l, size_t n, F &&f) {
+// Sum of f(i) over a team's row (a group or a sub-group), returned to every work-item.
+template <typename Team, typename F> inline float group_sum_of(const Team &team, const Lanes &l, size_t n, F &&f) {
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
   l.fold(n, acc, [&](float &a, size_t i) { a += f(i); });
-  return sycl::reduce_over_group(it.get_group(), (acc[0] + acc[1]) + (acc[2] + acc[3]), sycl::plus<float>());
+  return sycl::reduce_over_group(team, (acc[0] + acc[1]) + (acc[2] + acc[3]), sycl::plus<float>());
 }
 
 // Neumaier-compensated sum (kl_sum): rows of any length stay within a few ulp

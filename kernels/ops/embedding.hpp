@@ -5,8 +5,8 @@
 
 namespace kl::ops {
 
-template <int D> inline void embedding_row(const sycl::nd_item<D> &it, const float *table_row, float *y, size_t dim) {
-  Lanes l(it);
+template <typename Team> inline void embedding_row(const Team &team, const float *table_row, float *y, size_t dim) {
+  Lanes l(team);
   l.each(dim, [&](size_t i) { y[i] = table_row[i]; });
 }
 

@@ -8,31 +8,31 @@
 
 namespace kl::ops {
 
-template <int D> inline float row_sum(const sycl::nd_item<D> &it, const float *x, size_t cols) {
-  Lanes l(it);
+template <typename Team> inline float row_sum(const Team &team, const float *x, size_t cols) {
+  Lanes l(team);
   Sum acc[4];
   l.fold(cols, acc, [&](Sum &a, size_t i) { a.add(x[i]); });
   for (int u = 1; u < 4; ++u) acc[0].add(acc[u].value());
-  auto g = it.get_group();
+  const Team &g = team;
   float s = sycl::reduce_over_group(g, acc[0].s, sycl::plus<float>());
   float c = sycl::reduce_over_group(g, acc[0].c, sycl::plus<float>());
   return sycl::isfinite(s) ? s + c : s;
 }
 
-template <int D> inline float row_max(const sycl::nd_item<D> &it, const float *x, size_t cols) {
-  Lanes l(it);
+template <typename Team> inline float row_max(const Team &team, const float *x, size_t cols) {
+  Lanes l(team);
   float m[4] = {-INF, -INF, -INF, -INF};
   l.fold(cols, m, [&](float &a, size_t i) { a = nan_max(a, x[i]); });
   float v = nan_max(nan_max(m[0], m[1]), nan_max(m[2], m[3]));
-  auto g = it.get_group();
+  const Team &g = team;
   bool nan = sycl::any_of_group(g, v != v);
   float best = sycl::reduce_over_group(g, v, sycl::maximum<float>());
   return nan ? QNAN : best;
 }
 
 // cols < 2^31 (the result is int32).
-template <int D> inline int32_t row_argmax(const sycl::nd_item<D> &it, const float *x, size_t cols) {
-  Lanes l(it);
+template <typename Team> inline int32_t row_argmax(const Team &team, const float *x, size_t cols) {
+  Lanes l(team);
   const uint32_t none = 0xffffffffu;
   float m = -INF;
   uint32_t at = none, first_nan = none;
@@ -44,7 +44,7 @@ template <int D> inline int32_t row_argmax(const sycl::nd_item<D> &it, const flo
       at = uint32_t(i);
     }
   });
-  auto g = it.get_group();
+  const Team &g = team;
   uint32_t nan_at = sycl::reduce_over_group(g, first_nan, sycl::minimum<uint32_t>());
   if (nan_at != none) return int32_t(nan_at);
   float best = sycl::reduce_over_group(g, at == none ? -INF : m, sycl::maximum<float>());

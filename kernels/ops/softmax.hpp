@@ -16,18 +16,18 @@ inline size_t softmax_visible(size_t cols, int causal, size_t pos0, size_t row) 
 // so the whole row comes out NaN, as with NumPy. max z = (max x) / t exactly
 // (t > 0 and rounding are monotonic), and z - max z is formed as
 // (x - max x) * (log2(e) / t), the exponent of 2.
-template <int D>
-inline void softmax_row(const sycl::nd_item<D> &it, const float *x, float *y, size_t cols, size_t visible,
+template <typename Team>
+inline void softmax_row(const Team &team, const float *x, float *y, size_t cols, size_t visible,
                         float temperature) {
-  Lanes l(it);
+  Lanes l(team);
   float m[4] = {-INF, -INF, -INF, -INF};
   // Which of several NaNs or a NaN vs a number wins does not matter: a NaN
   // anywhere reaches the sum, so one compare per element is enough.
   l.fold(visible, m, [&](float &a, size_t i) { a = x[i] > a ? x[i] : a; });
-  const float xmax = sycl::reduce_over_group(it.get_group(), sycl::fmax(sycl::fmax(m[0], m[1]), sycl::fmax(m[2], m[3])),
+  const float xmax = sycl::reduce_over_group(team, sycl::fmax(sycl::fmax(m[0], m[1]), sycl::fmax(m[2], m[3])),
                                              sycl::maximum<float>());
   const float k = LOG2E / temperature; // exp((x - xmax) / t) = 2^((x - xmax) * k)
-  float total = group_sum_of(it, l, visible, [&](size_t i) {
+  float total = group_sum_of(team, l, visible, [&](size_t i) {
     float e = exp2_flush((x[i] - xmax) * k);
     y[i] = e;
     return e;

@@ -1,5 +1,7 @@
 // Launch layer over free-function kernels (runtime-compiler toolchains):
 // one line per op, mechanically mirroring device/free_kernels.cpp.
+#include <algorithm>
+
 #include "ops/attention.hpp"
 #include "ops/common.hpp"
 #include "ops/gemm.hpp"
@@ -13,9 +15,12 @@ using r1 = sycl::range<1>;
 using r2 = sycl::range<2>;
 size_t lanes(Runtime &rt) { return rt.impl().row_lanes; } // <= ops::ROW_LANES
 size_t up(size_t n, size_t m) { return Runtime::Impl::round_up(n, m); }
-// row-wise ops: one work-group of lanes(rt) work-items per row
+// row-wise ops (ops::each_row): sub-groups of lanes(rt), up to
+// ops::ROWS_PER_GROUP of them a work-group while that still leaves a few
+// work-groups a compute unit (a big CPU with few long rows keeps them all busy)
 template <typename... Args> void rowwise(const char *name, Runtime &rt, size_t rows, const Args &...args) {
-  rt.impl().launch<1>(name, r1{rows * lanes(rt)}, r1{lanes(rt)}, args...);
+  const size_t L = lanes(rt), per = std::clamp<size_t>(rows / (4 * rt.impl().compute_units), 1, ops::ROWS_PER_GROUP);
+  rt.impl().launch<1>(name, r1{up(rows, per) * L}, r1{per * L}, (ul)rows, args...);
 }
 // ops::each_in_block: one work-group of lanes(rt) per ELEM_BLOCK elements
 template <typename... Args> void elementwise(const char *name, Runtime &rt, size_t n, const Args &...args) {
@@ -79,8 +84,9 @@ void rope(Runtime &rt, float *x, const float *freq, size_t tokens, size_t heads,
 
 void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out,
                       size_t tokens, size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0, float scale) {
-  rowwise("kl_attention", rt, tokens * n_heads, q, k_cache, v_cache, out, (ul)n_heads, (ul)(n_heads / n_kv_heads),
-          (ul)head_dim, (ul)(n_kv_heads * head_dim), (ul)pos0, scale);
+  const size_t L = lanes(rt); // a work-group per row: ops::attention_row shares local memory across it
+  rt.impl().launch<1>("kl_attention", r1{tokens * n_heads * L}, r1{L}, q, k_cache, v_cache, out, (ul)n_heads,
+                      (ul)(n_heads / n_kv_heads), (ul)head_dim, (ul)(n_kv_heads * head_dim), (ul)pos0, scale);
 }
 
 // ops::gemm_tile: one work-group of L1 x L0 per BM x BN tile of y

@@ -100,53 +100,53 @@ void mul(Runtime &rt, const float *a, const float *b, float *y, size_t n) {
   rt.queue().parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::mul(a[i], b[i]); });
 }
 
-// ---- row-wise: one work-group of ROW_LANES per row --------------------------
+// ---- row-wise: one work-group of ROW_LANES per row, the team of ops::*_row -
 void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps) {
   rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
-    ops::rmsnorm_row(it, x + r * dim, weight, y + r * dim, dim, eps);
+    ops::rmsnorm_row(it.get_group(), x + r * dim, weight, y + r * dim, dim, eps);
   });
 }
 void layernorm(Runtime &rt, const float *x, const float *weight, const float *bias, float *y, size_t rows,
                       size_t dim, float eps) {
   rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
-    ops::layernorm_row(it, x + r * dim, weight, bias, y + r * dim, dim, eps);
+    ops::layernorm_row(it.get_group(), x + r * dim, weight, bias, y + r * dim, dim, eps);
   });
 }
 void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, int causal, size_t pos0,
                     float temperature) {
   rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
-    ops::softmax_row(it, x + r * cols, y + r * cols, cols, ops::softmax_visible(cols, causal, pos0, r),
+    ops::softmax_row(it.get_group(), x + r * cols, y + r * cols, cols, ops::softmax_visible(cols, causal, pos0, r),
                      temperature);
   });
 }
 void row_sum(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
   rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
-    float v = ops::row_sum(it, x + r * cols, cols);
+    float v = ops::row_sum(it.get_group(), x + r * cols, cols);
     if (it.get_local_id(0) == 0) out[r] = v;
   });
 }
 void row_max(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
   rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
-    float v = ops::row_max(it, x + r * cols, cols);
+    float v = ops::row_max(it.get_group(), x + r * cols, cols);
     if (it.get_local_id(0) == 0) out[r] = v;
   });
 }
 void row_argmax(Runtime &rt, const float *x, int32_t *out, size_t rows, size_t cols) {
   rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
-    int32_t v = ops::row_argmax(it, x + r * cols, cols);
+    int32_t v = ops::row_argmax(it.get_group(), x + r * cols, cols);
     if (it.get_local_id(0) == 0) out[r] = v;
   });
 }
 void embedding(Runtime &rt, const float *table, const int32_t *ids, float *y, size_t n_ids, size_t dim) {
   rt.queue().parallel_for(rows_range(n_ids), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
-    ops::embedding_row(it, table + size_t(ids[r]) * dim, y + r * dim, dim);
+    ops::embedding_row(it.get_group(), table + size_t(ids[r]) * dim, y + r * dim, dim);
   });
 }
 

@@ -9,6 +9,7 @@
 
 #include <dlfcn.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <map>
@@ -198,6 +199,7 @@ Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
     m.program = p;
     m.image = img.id;
     m.row_lanes = vector_floats(m.image, cdev);
+    m.compute_units = std::max<size_t>(1, dev.get_info<sycl::info::device::max_compute_units>());
     break;
   }
   if (!m.program) {

@@ -30,6 +30,7 @@ struct Runtime::Impl {
   // the other (on AVX2, 8 instead of 16 made RMSNorm ~20% and softmax ~10%
   // faster).
   size_t row_lanes = ops::ROW_LANES;
+  size_t compute_units = 1; // of the device: how many work-groups keep it busy
 
   // Asynchronous errors (a failed kernel), reported by Runtime::wait().
   std::mutex error_mutex;
