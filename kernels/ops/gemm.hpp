@@ -93,19 +93,20 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
 
 // Few-row products (GEMV for decode, GEMM with small M): no transposed
 // tile, since each weight is used only M times. A work-group has
-// ROW_GROUPS x ROW_LANES work-items; each takes RPW rows of w and MB rows of
-// x (each weight load feeds MB FMAs, each x load RPW), its lane strides K
+// GROUPS x LANES work-items; each takes RPW rows of w and MB rows of x (each
+// weight load feeds MB FMAs, each x load RPW), its lane strides K
 // (contiguous loads), KU steps at a time, and the lanes' partial sums meet in
-// local memory. Group g covers w rows (g % nb) * ROWS.. and x rows
-// (g / nb) * MB.., nb = ceil(N / ROWS).
-template <int RPW_, int MB_, int KU_> struct RowTiles {
+// registers where a sub-group is LANES wide (CPUs), else in local memory.
+// Group g covers w rows (g % nb) * ROWS.. and x rows (g / nb) * MB..,
+// nb = ceil(N / ROWS).
+template <int RPW_, int MB_, int KU_, int GROUPS_ = 4> struct RowTiles {
   static constexpr int RPW = RPW_, MB = MB_, KU = KU_;
-  static constexpr int GROUPS = 4, LANES = 8;
+  static constexpr int GROUPS = GROUPS_, LANES = 8;
   static constexpr int ROWS = RPW * GROUPS;            // rows of w per work-group
   static constexpr int LOCAL = ROWS * MB * LANES;      // floats of local memory
 };
-using Gemv = RowTiles<4, 1, 2>;     // one token
-using GemmFew = RowTiles<4, 2, 1>;  // a few tokens
+using Gemv = RowTiles<4, 1, 2, 16>; // one token; 64 rows a group: fewer groups cost the CPU runtime less
+using GemmFew = RowTiles<4, 2, 1>;   // a few tokens
 constexpr size_t GEMM_FEW_MAX_M = 16; // up to here GemmFew beats the tiled GEMM (measured)
 
 template <typename T>
@@ -133,12 +134,28 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
   for (size_t k = whole + l.lane; k < K; k += l.lanes) // short tail
     for (int j = 0; j < RPW; ++j)
       for (int i = 0; i < MB; ++i) acc[j][i][0] = sycl::fma(wr[j][k], xr[i][k], acc[j][i][0]);
+  float part[RPW][MB];
   for (int j = 0; j < RPW; ++j)
     for (int i = 0; i < MB; ++i) {
-      float s = 0.f;
-      for (int u = 0; u < KU; ++u) s += acc[j][i][u];
-      scratch[((r0 + j) * MB + i) * T::LANES + l.lane] = s;
+      part[j][i] = 0.f;
+      for (int u = 0; u < KU; ++u) part[j][i] += acc[j][i][u];
     }
+  const auto sg = it.get_sub_group();
+  if (sg.get_max_local_range()[0] == size_t(T::LANES)) {
+    // A sub-group is one row of lanes (the CPU's vector): sum the lanes in
+    // registers, no local memory or barrier. Lane j stores row r0 + j.
+    for (int i = 0; i < MB; ++i) {
+      float mine = 0.f;
+      for (int j = 0; j < RPW; ++j) {
+        const float s = sycl::reduce_over_group(sg, part[j][i], sycl::plus<float>());
+        mine = l.lane == size_t(j) ? s : mine;
+      }
+      if (l.lane < size_t(RPW) && n0 + l.lane < N && m0 + i < M) y[(m0 + i) * N + n0 + l.lane] = mine;
+    }
+    return;
+  }
+  for (int j = 0; j < RPW; ++j)
+    for (int i = 0; i < MB; ++i) scratch[((r0 + j) * MB + i) * T::LANES + l.lane] = part[j][i];
   sycl::group_barrier(it.get_group());
   // lane j sums row r0 + j of w for every x row
   if (l.lane < size_t(RPW) && n0 + l.lane < N)
