@@ -84,24 +84,23 @@ template <int D, typename F> inline void each_in_block(const sycl::nd_item<D> &i
 // 2^w for w <= 0: the weights of softmax and attention, w = (score - max) *
 // log2(e). Written out rather than sycl::exp: the CPU's vector exp is an
 // SVML call per vector and was most of softmax's time. w = n + f, |f| <= 1/2,
-// then a degree-6 polynomial for 2^f fitted for relative error (within
-// 0.66 eps), times 2^n made from exponent bits (n in [-125, 0] for w <= 0;
-// still exact up to w = 127). Results below 2^-125.5 (about 2e-38) are
-// flushed to 0, as subnormals would take the CPU's slow path; NaN stays NaN.
+// then a degree-5 polynomial for 2^f fitted for relative error (within
+// 1.4 eps), times 2^n made from exponent bits (n in [-126, 0] for w in
+// [-125.5, 0]; still exact up to w = 127). Results below 2^-125.5 (about
+// 2e-38) are flushed to 0, as subnormals would take the CPU's slow path; that
+// select also drops whatever a huge or infinite negative w made of n and f.
+// NaN stays NaN.
 constexpr float LOG2E = 1.44269504088896341f;
 inline float exp2_flush(float w) {
-  const float lo = -125.5f;
-  const float wc = w < lo ? lo : w; // a NaN fails the test and stays
-  const float n = sycl::rint(wc);
-  const float f = wc - n; // exact
-  float q = 1.5370710752904415e-4f;
-  q = sycl::fma(q, f, 1.3399850577116013e-3f);
-  q = sycl::fma(q, f, 9.618373587727547e-3f);
-  q = sycl::fma(q, f, 5.550329014658928e-2f);
-  q = sycl::fma(q, f, 2.4022647738456726e-1f);
-  q = sycl::fma(q, f, 6.931471824645996e-1f);
+  const float n = sycl::rint(w);
+  const float f = w - n; // exact
+  float q = 1.321946270763874e-3f;
+  q = sycl::fma(q, f, 9.671701118350029e-3f);
+  q = sycl::fma(q, f, 5.550890415906906e-2f);
+  q = sycl::fma(q, f, 2.4022237956523895e-1f);
+  q = sycl::fma(q, f, 6.931468844413757e-1f);
   const float p = sycl::fma(q, f, 1.f);
-  return w < lo ? 0.f : p * sycl::bit_cast<float>((int(n) + 127) << 23);
+  return w < -125.5f ? 0.f : p * sycl::bit_cast<float>((int(n) + 127) << 23);
 }
 
 // Sum of f(i) over a team's row (a group or a sub-group), returned to every work-item.
