@@ -8,7 +8,8 @@ Device time is enqueue + kl_wait with inputs already on the device. Each
 side (ours, NumPy) is timed in ROUNDS alternating rounds, each after a quiet
 pause and a warm-up, with at least 5 runs and MIN_ROUND_S of runs per round;
 the figure is the median of all its runs. The copy bandwidth is measured at
-the start and at the end and the best is the reference (the stricter one).
+the start and at the end and the best is the reference (the stricter one);
+so is the launch floor, the smallest op's time, which every op's includes.
 Prints a table and writes
 build/bench/kernels.json (temporary file, then rename). Targets (from the
 issue) are informational: GEMM 1024^3 >= 0.5x NumPy; GEMV, softmax and
@@ -145,6 +146,19 @@ def copy_bandwidth(b, when):
     return {name: (3 if name == "kl_add" else 2) * src.nbytes / t / 1e9 for name, (t, _) in got.items()}
 
 
+def launch_floor(b, when):
+    """Seconds of the smallest launch: kl_add of 16 floats, enqueue + kl_wait.
+    The CPU runtime's own cost per call, which every op's time includes."""
+    rt = b.rt
+    if not rt.has_op("add"):
+        return None
+    a, y = rt.to_device(np.ones(16, np.float32)), rt.empty(16)
+    log(f"  launch   kl_add of 16 floats ({when}) ...")
+    t, _ = rounds({"floor": b.device_op("kl_add", a, a, y, 16)}, b.rounds)["floor"]
+    a.free(), y.free()
+    return t
+
+
 def copy_reference(measured):
     """The machine's copy bandwidth: the best plain copy (NumPy's or ours,
     not kl_add) of any measurement in this run, so the stricter one."""
@@ -225,7 +239,7 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
-def table(rows, copy):
+def table(rows, copy, floor=None):
     head = ["op", "shape", "ours ms", "ours rate", "NumPy ms", "NumPy rate", "ours/NumPy", "of copy BW", "target"]
     lines = []
     for r in rows:
@@ -246,6 +260,9 @@ def table(rows, copy):
         out.append(f"copy bandwidth at the {when} (GB/s, read + write, 64 MiB arrays): " +
                    ", ".join(f"{k} {v:.1f}" for k, v in copy[when].items()))
     out.append(f"reference = best plain copy = {copy['reference']:.1f} GB/s")
+    if floor and all(floor.values()):
+        out.append("launch floor (kl_add of 16 floats, enqueue + kl_wait; in every 'ours ms'): " +
+                   ", ".join(f"{v * 1e3:.3f} ms at the {k}" for k, v in floor.items()))
     return "\n".join(out)
 
 
@@ -293,6 +310,7 @@ def main(argv=None):
     b = Bench(rt, n_rounds)
     log("copy bandwidth")
     copy = {"start": copy_bandwidth(b, "start")}
+    floor = {"start": launch_floor(b, "start")}
     missing = [op for op in ("gemm", "gemv", "softmax", "rmsnorm") if not rt.has_op(op)]
     if missing:
         log(f"bench: the library lacks {', '.join(missing)}: skipped")
@@ -310,11 +328,12 @@ def main(argv=None):
         bench_rmsnorm(b, [(512, 4096)])
     log("copy bandwidth")
     copy["end"] = copy_bandwidth(b, "end")
+    floor["end"] = launch_floor(b, "end")
     copy["reference"] = copy_reference([copy["start"], copy["end"]])
     judge(b.rows, copy["reference"])
 
     log("")
-    log(table(b.rows, copy))
+    log(table(b.rows, copy, floor))
     doc = {
         "schema": 1,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -329,6 +348,7 @@ def main(argv=None):
                    "rates": "GFLOP/s = 2*M*N*K / t; GB/s = minimal bytes read + written / t",
                    "copy_reference": "the best plain copy of 64 MiB, at the start or the end of this run"},
         "copy_bandwidth_gbs": copy,
+        "launch_floor_s": floor,
         "targets": {"gemm_1024_vs_numpy": GEMM_TARGET, "memory_bound_vs_copy": BANDWIDTH_TARGET},
         "missing_ops": missing,
         "results": b.rows,
