@@ -1,7 +1,7 @@
 """kernels/python/bench.py's timing logic, on a fake clock (the timings
 themselves are a benchmark, `scons bench`, never a test): how many runs a
 round takes, when a measurement is skipped, that sides alternate, and which
-copy is the reference."""
+copy is the reference; and compare.py's op specs."""
 import importlib.util
 import statistics
 
@@ -96,3 +96,17 @@ def test_judge_marks_targets_against_their_own_reference():
     kb.judge(rows, copy_bw=24.0)
     assert [r["status"] for r in rows] == ["PASS", "MISS", "PASS", "MISS", ""]
     assert rows[0]["copy_fraction"] == pytest.approx(0.5) and rows[2]["copy_fraction"] is None
+
+
+def test_compare_parses_op_specs_and_names_a_bad_one():
+    spec = importlib.util.spec_from_file_location("kernel_compare", REPO / "kernels" / "python" / "compare.py")
+    compare = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(compare)
+    assert compare.parse_op("softmax:512x512") == ("softmax", (512, 512))
+    assert compare.parse_op("gemm:64x32x16") == ("gemm", (64, 32, 16))
+    assert [compare.parse_op(s)[0] for s in compare.DEFAULT_OPS] == ["gemv", "gemv", "softmax", "softmax", "rmsnorm",
+                                                                      "gemm", "add"]
+    for bad, says in [("softmax:3", "takes 2"), ("gemv:0x8", "non-zero"), ("conv:3x3", "OP one of"),
+                      ("softmax", "OP:SHAPE")]:
+        with pytest.raises(ValueError, match=says):
+            compare.parse_op(bad)
