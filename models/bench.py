@@ -60,7 +60,7 @@ except ImportError:   # as a script
 
 
 def _kernel_bench():
-    """kernels/python/bench.py (also named bench): its JSON writer and CPU name."""
+    """kernels/python/bench.py (also named bench): its JSON writer, CPU name and table layout."""
     import importlib.util
     spec = importlib.util.spec_from_file_location("kernels_bench", REPO / "kernels" / "python" / "bench.py")
     mod = importlib.util.module_from_spec(spec)
@@ -69,7 +69,7 @@ def _kernel_bench():
 
 
 _kb = _kernel_bench()
-write_json, cpu_model = _kb.write_json, _kb.cpu_model
+write_json, cpu_model, grid, fmt = _kb.write_json, _kb.cpu_model, _kb.grid, _kb.fmt
 
 MINILLM = REPO / "build" / "cpu-x86" / "bin" / "minillm"
 OUT_DIR = REPO / "build" / "bench"
@@ -188,13 +188,11 @@ class MinillmError(RuntimeError):
     pass
 
 
-def run_minillm(model_dir, prompt, n, warmup=True):
+def run_minillm(model_dir, prompt, n):
     """One minillm process: its JSON, with peak_rss_bytes from the VmHWM it
     reports (not wait4's ru_maxrss: that also counts this Python process,
     whose memory the child shares until its exec)."""
-    cmd = [str(MINILLM), "-m", str(model_dir), "-p", prompt, "-n", str(n), "--temp", "0", "--json"]
-    if warmup:
-        cmd.append("--warmup")
+    cmd = [str(MINILLM), "-m", str(model_dir), "-p", prompt, "-n", str(n), "--temp", "0", "--json", "--warmup"]
     proc = subprocess.run(cmd, capture_output=True, timeout=1800)
     if proc.returncode != 0:
         raise MinillmError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode(errors='replace')}")
@@ -225,6 +223,13 @@ class LlamaCpp:
                          n_threads=THREADS, n_threads_batch=THREADS, logits_all=False, verbose=False)
         self.ctx = self.llm.ctx
         self.n_vocab = self.llm.n_vocab()
+        # one batch for every call: allocating it per token would be timed
+        self.batch = llama_cpp.llama_batch_init(n_ctx, 0, 1)
+
+    def close(self):
+        if self.batch is not None:
+            self.L.llama_batch_free(self.batch)
+            self.batch = None
 
     def tokenize(self, prompt):
         return self.llm.tokenize(prompt.encode("utf-8"), add_bos=True, special=False)
@@ -237,22 +242,18 @@ class LlamaCpp:
             L.llama_kv_self_clear(self.ctx)
 
     def _decode(self, tokens, pos0):
-        L = self.L
+        L, batch = self.L, self.batch
         n = len(tokens)
-        batch = L.llama_batch_init(n, 0, 1)
-        try:
-            for i, t in enumerate(tokens):
-                batch.token[i] = t
-                batch.pos[i] = pos0 + i
-                batch.n_seq_id[i] = 1
-                batch.seq_id[i][0] = 0
-                batch.logits[i] = i == n - 1
-            batch.n_tokens = n
-            rc = L.llama_decode(self.ctx, batch)
-            if rc != 0:
-                raise RuntimeError(f"llama_decode returned {rc}")
-        finally:
-            L.llama_batch_free(batch)
+        for i, t in enumerate(tokens):
+            batch.token[i] = t
+            batch.pos[i] = pos0 + i
+            batch.n_seq_id[i] = 1
+            batch.seq_id[i][0] = 0
+            batch.logits[i] = i == n - 1
+        batch.n_tokens = n
+        rc = L.llama_decode(self.ctx, batch)
+        if rc != 0:
+            raise RuntimeError(f"llama_decode returned {rc}")
         ptr = L.llama_get_logits_ith(self.ctx, -1)
         return np.ctypeslib.as_array(ptr, shape=(self.n_vocab,))
 
@@ -276,11 +277,6 @@ class LlamaCpp:
 
 
 # ---------------------------------------------------------------- the bench
-
-def median(xs):
-    xs = [x for x in xs if x is not None]
-    return statistics.median(xs) if xs else None
-
 
 def first_difference(a, b):
     """Index of the first differing token; None when equal."""
@@ -329,8 +325,8 @@ def bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, prompt, n, bas
         "gguf": str(gguf_path) if gguf_path else None,
         "prompt_tokens": len(ours_runs[-1]["prompt_tokens"]), "new_tokens": len(ours_tokens),
         "image": ours_runs[-1]["image"],
-        "ours": {"tok_per_s": median(r["tok_per_s"] for r in ours_runs),
-                 "prefill_ms": median(r["prefill_ms"] for r in ours_runs),
+        "ours": {"tok_per_s": statistics.median(r["tok_per_s"] for r in ours_runs),
+                 "prefill_ms": statistics.median(r["prefill_ms"] for r in ours_runs),
                  "runs": [{"tok_per_s": r["tok_per_s"], "prefill_ms": r["prefill_ms"],
                            "peak_rss_bytes": r["peak_rss_bytes"]} for r in ours_runs]},
         "llama_cpp": None,
@@ -342,15 +338,15 @@ def bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, prompt, n, bas
         },
     }
     if theirs is not None:
-        row["llama_cpp"] = {"tok_per_s": median(r["tok_per_s"] for r in their_runs),
-                            "prefill_ms": median(r["prefill_ms"] for r in their_runs),
+        row["llama_cpp"] = {"tok_per_s": statistics.median(r["tok_per_s"] for r in their_runs),
+                            "prefill_ms": statistics.median(r["prefill_ms"] for r in their_runs),
                             "runs": [{"tok_per_s": r["tok_per_s"], "prefill_ms": r["prefill_ms"]} for r in their_runs],
                             "same_tokens": their_runs[-1]["tokens"] == ours_tokens,
                             "first_difference": first_difference(their_runs[-1]["tokens"], ours_tokens)}
         row["decode_ratio"] = ratio(row["ours"]["tok_per_s"], row["llama_cpp"]["tok_per_s"])
         # prefill: time ratio (ours / theirs; above 1 is slower)
         row["prefill_time_ratio"] = ratio(row["ours"]["prefill_ms"], row["llama_cpp"]["prefill_ms"])
-        del theirs
+        theirs.close()
     else:
         row["decode_ratio"] = row["prefill_time_ratio"] = None
     row["decode_status"] = ("PASS" if row["decode_ratio"] >= DECODE_TARGET else "MISS") \
@@ -361,10 +357,6 @@ def bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, prompt, n, bas
     m["status_without_runtime"] = (("PASS" if m["peak_minus_baseline_over_weights_kv"] <= MEMORY_TARGET else "MISS")
                                    if m["peak_minus_baseline_over_weights_kv"] is not None else None)
     return row
-
-
-def fmt(v, spec):
-    return "-" if v is None else format(v, spec)
 
 
 def mib(b):
@@ -406,14 +398,6 @@ def table(rows, have_llama):
     out.append("peak RSS = minillm's VmHWM (every resident page, shared libraries included); runtime base = "
                "minillm's peak on a tiny model (SYCL/OpenCL runtime, device program, libraries)")
     return "\n".join(out)
-
-
-def grid(head, lines):
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
-    out = ["  ".join(str(x).ljust(w) for x, w in zip(head, widths)).rstrip(),
-           "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in lines]
-    return out
 
 
 def main(argv=None):

@@ -13,9 +13,8 @@ template <typename Team> inline float row_sum(const Team &team, const float *x, 
   Sum acc[4];
   l.fold(cols, acc, [&](Sum &a, size_t i) { a.add(x[i]); });
   for (int u = 1; u < 4; ++u) acc[0].add(acc[u].value());
-  const Team &g = team;
-  float s = sycl::reduce_over_group(g, acc[0].s, sycl::plus<float>());
-  float c = sycl::reduce_over_group(g, acc[0].c, sycl::plus<float>());
+  float s = sycl::reduce_over_group(team, acc[0].s, sycl::plus<float>());
+  float c = sycl::reduce_over_group(team, acc[0].c, sycl::plus<float>());
   return sycl::isfinite(s) ? s + c : s;
 }
 
@@ -24,9 +23,8 @@ template <typename Team> inline float row_max(const Team &team, const float *x, 
   float m[4] = {-INF, -INF, -INF, -INF};
   l.fold(cols, m, [&](float &a, size_t i) { a = nan_max(a, x[i]); });
   float v = nan_max(nan_max(m[0], m[1]), nan_max(m[2], m[3]));
-  const Team &g = team;
-  bool nan = sycl::any_of_group(g, v != v);
-  float best = sycl::reduce_over_group(g, v, sycl::maximum<float>());
+  bool nan = sycl::any_of_group(team, v != v);
+  float best = sycl::reduce_over_group(team, v, sycl::maximum<float>());
   return nan ? QNAN : best;
 }
 
@@ -44,14 +42,13 @@ template <typename Team> inline int32_t row_argmax(const Team &team, const float
       at = uint32_t(i);
     }
   });
-  const Team &g = team;
-  uint32_t nan_at = sycl::reduce_over_group(g, first_nan, sycl::minimum<uint32_t>());
+  uint32_t nan_at = sycl::reduce_over_group(team, first_nan, sycl::minimum<uint32_t>());
   if (nan_at != none) return int32_t(nan_at);
-  float best = sycl::reduce_over_group(g, at == none ? -INF : m, sycl::maximum<float>());
+  float best = sycl::reduce_over_group(team, at == none ? -INF : m, sycl::maximum<float>());
   // Each work-item holds the first index of its own maximum; the smallest
   // among those equal to the row's maximum is the row's first.
   uint32_t cand = (at != none && m == best) ? at : none;
-  return int32_t(sycl::reduce_over_group(g, cand, sycl::minimum<uint32_t>()));
+  return int32_t(sycl::reduce_over_group(team, cand, sycl::minimum<uint32_t>()));
 }
 
 } // namespace kl::ops

@@ -46,6 +46,14 @@ def log(msg):
     print(msg, flush=True)
 
 
+def device_op(rt, name, *args):
+    """A no-argument function that runs op `name` on rt and waits for it."""
+    def run():
+        rt.call(name, *args)
+        rt.wait()
+    return run
+
+
 def timed_runs(fn, runs=RUNS, warmup=WARMUP, min_s=MIN_ROUND_S, max_runs=MAX_RUNS, budget_s=ITEM_BUDGET_S,
                estimate_s=None, clock=time.perf_counter):
     """Seconds of each timed call of fn: `warmup` untimed calls, then at
@@ -103,12 +111,7 @@ class Bench:
         return (self.rng.standard_normal(shape) * scale).astype(np.float32)
 
     def device_op(self, name, *args):
-        rt = self.rt
-
-        def run():
-            rt.call(name, *args)
-            rt.wait()
-        return run
+        return device_op(self.rt, name, *args)
 
     def measure(self, op, shape, ours, numpy_fn, work, unit, target=None, estimate_s=None):
         """work: flops (unit GFLOP/s) or bytes (unit GB/s) per call."""
@@ -239,6 +242,15 @@ def fmt(v, spec):
     return "-" if v is None else format(v, spec)
 
 
+def grid(head, lines):
+    """Lines of a table: the head, dashes, then the rows, columns padded."""
+    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
+    out = ["  ".join(str(x).ljust(w) for x, w in zip(head, widths)).rstrip(),
+           "  ".join("-" * w for w in widths)]
+    out += ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in lines]
+    return out
+
+
 def table(rows, copy, floor=None):
     head = ["op", "shape", "ours ms", "ours rate", "NumPy ms", "NumPy rate", "ours/NumPy", "of copy BW", "target"]
     lines = []
@@ -251,10 +263,7 @@ def table(rows, copy, floor=None):
                       f"{fmt(r['ours_rate'], '.1f')} {r['unit']}", fmt(r["numpy_s"] and r["numpy_s"] * 1e3, ".3f"),
                       f"{fmt(r['numpy_rate'], '.1f')} {r['unit']}", fmt(r["ratio_vs_numpy"], ".2f"),
                       fmt(r["copy_fraction"], ".2f"), tgt + (f" {r['note']}" if r["note"] else "")])
-    widths = [max(len(str(x)) for x in col) for col in zip(head, *lines)]
-    out = ["  ".join(str(x).ljust(w) for x, w in zip(head, widths)).rstrip(),
-           "  ".join("-" * w for w in widths)]
-    out += ["  ".join(str(x).ljust(w) for x, w in zip(line, widths)).rstrip() for line in lines]
+    out = grid(head, lines)
     out.append("")
     for when in ("start", "end"):
         out.append(f"copy bandwidth at the {when} (GB/s, read + write, 64 MiB arrays): " +

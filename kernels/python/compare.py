@@ -41,8 +41,7 @@ def parse_op(spec):
 
 
 def call_for(rt, op, dims, rng):
-    """A no-argument function that runs op once on rt and waits, inputs
-    already on the device."""
+    """bench.device_op for op at dims, inputs already on the device."""
     def data(*shape):
         return rt.to_device(rng.standard_normal(shape).astype(np.float32))
     if op == "gemv":                       # K -> N: x[K], w[N, K]
@@ -60,11 +59,7 @@ def call_for(rt, op, dims, rng):
     else:
         (n,) = dims
         args = ("kl_add", data(n), data(n), rt.empty(n), n)
-
-    def run():
-        rt.call(*args)
-        rt.wait()
-    return run
+    return bench.device_op(rt, *args)
 
 
 def main(argv=None):
@@ -81,8 +76,8 @@ def main(argv=None):
         ops = [parse_op(s) for s in (args.op or DEFAULT_OPS)]
     except ValueError as e:
         ap.error(str(e))
-    if len(args.libs) < 2:
-        ap.error("give at least two libraries to compare")
+    if len({Path(lib).resolve() for lib in args.libs}) < max(len(args.libs), 2):
+        ap.error("give at least two different libraries to compare (copy one build aside first)")
     runtimes = []
     for lib in args.libs:
         try:
@@ -106,9 +101,7 @@ def main(argv=None):
                     [f"{t * 1e3:.3f}" if t else "-" for t in times] +
                     [" ".join(f"{t / times[0]:.2f}" if t and times[0] else "-" for t in times[1:])])
     head = ["op"] + [f"{n} ms" for n in names] + ["time / first"]
-    widths = [max(len(str(r[i])) for r in [head] + rows) for i in range(len(head))]
-    for r in [head, ["-" * w for w in widths]] + rows:
-        print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip())
+    print("\n".join(bench.grid(head, rows)))
     for rt in runtimes:
         rt.close()
     return 0

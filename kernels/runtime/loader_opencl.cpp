@@ -69,17 +69,25 @@ std::string describe(cl_int e) { return std::string(cl_error_name(e)) + " [" + s
 // So: pin the best ISA this CPU has before SYCL starts the runtime, and load
 // the image of that ISA before building the SPIR-V one. Never pin an ISA the
 // CPU lacks: the runtime trusts the variable. A user's own value wins.
-const char *arch_of(const std::string &id) { // toolchains/oneapi-pip.yaml
-  return id == "avx512" ? "skx" : id == "avx2" ? "core-avx2" : id == "sse4.2" ? "corei7" : nullptr;
+// The native images' ISAs, best first: CL_CONFIG_CPU_TARGET_ARCH
+// (toolchains/oneapi-pip.yaml) and floats per vector.
+struct Isa {
+  const char *id, *arch;
+  size_t floats;
+};
+constexpr Isa ISAS[] = {{"avx512", "skx", 16}, {"avx2", "core-avx2", 8}, {"sse4.2", "corei7", 4}};
+const Isa *isa_of(const std::string &id) {
+  for (const Isa &i : ISAS)
+    if (id == i.id) return &i;
+  return nullptr;
 }
+const char *arch_of(const std::string &id) { return isa_of(id) ? isa_of(id)->arch : nullptr; }
 
 // Floats per vector of the code an image runs as (Runtime::Impl::row_lanes):
 // a native image's ISA, or for the SPIR-V one what the device reports, as the
 // CPU runtime compiles it for the host's ISA.
 size_t vector_floats(const std::string &id, cl_device_id dev) {
-  if (id == "avx512") return 16;
-  if (id == "avx2") return 8;
-  if (id == "sse4.2") return 4;
+  if (const Isa *i = isa_of(id)) return i->floats;
   cl_uint w = 0;
   if (clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof w, &w, nullptr) != CL_SUCCESS) w = 0;
   return w >= 16 ? 16 : w >= 8 ? 8 : 4;
@@ -89,9 +97,9 @@ size_t vector_floats(const std::string &id, cl_device_id dev) {
 bool cpu_has(const std::string &id);
 
 __attribute__((constructor)) void pin_cpu_runtime_isa() {
-  for (const char *id : {"avx512", "avx2", "sse4.2"})
-    if (cpu_has(id)) {
-      setenv("CL_CONFIG_CPU_TARGET_ARCH", arch_of(id), 0);
+  for (const Isa &i : ISAS)
+    if (cpu_has(i.id)) {
+      setenv("CL_CONFIG_CPU_TARGET_ARCH", i.arch, 0);
       return;
     }
 }

@@ -135,7 +135,7 @@ struct Weights {
   // at their rows (row slices of a row-major [out, in] matrix are contiguous).
   struct Layer {
     Buffer attn_norm, wqkv, wo, ffn_norm, w_gate_up, w_down;
-    const float *wq, *wk, *wv, *w_gate, *w_up;
+    float *wq, *wk, *wv, *w_gate, *w_up;
   };
   std::vector<Layer> layers;
   size_t bytes = 0;
@@ -209,16 +209,16 @@ Weights load_weights(const std::string &dir, const Config &c) {
     L.wq = L.wqkv.p;
     L.wk = L.wq + c.n_heads * hd * c.dim;
     L.wv = L.wk + c.n_kv_heads * hd * c.dim;
-    upload(p + "self_attn.q_proj.weight", {c.n_heads * hd, c.dim}, const_cast<float *>(L.wq));
-    upload(p + "self_attn.k_proj.weight", {c.n_kv_heads * hd, c.dim}, const_cast<float *>(L.wk));
-    upload(p + "self_attn.v_proj.weight", {c.n_kv_heads * hd, c.dim}, const_cast<float *>(L.wv));
+    upload(p + "self_attn.q_proj.weight", {c.n_heads * hd, c.dim}, L.wq);
+    upload(p + "self_attn.k_proj.weight", {c.n_kv_heads * hd, c.dim}, L.wk);
+    upload(p + "self_attn.v_proj.weight", {c.n_kv_heads * hd, c.dim}, L.wv);
     L.wo = tensor(p + "self_attn.o_proj.weight", {c.dim, c.n_heads * hd});
     L.ffn_norm = tensor(p + "post_attention_layernorm.weight", {c.dim});
     L.w_gate_up = Buffer(2 * c.hidden * c.dim);
     L.w_gate = L.w_gate_up.p;
     L.w_up = L.w_gate + c.hidden * c.dim;
-    upload(p + "mlp.gate_proj.weight", {c.hidden, c.dim}, const_cast<float *>(L.w_gate));
-    upload(p + "mlp.up_proj.weight", {c.hidden, c.dim}, const_cast<float *>(L.w_up));
+    upload(p + "mlp.gate_proj.weight", {c.hidden, c.dim}, L.w_gate);
+    upload(p + "mlp.up_proj.weight", {c.hidden, c.dim}, L.w_up);
     L.w_down = tensor(p + "mlp.down_proj.weight", {c.dim, c.hidden});
     w.layers.push_back(std::move(L));
   }
@@ -266,7 +266,7 @@ struct State {
     float *k = k_cache[l].p + pos0 * kv_dim, *v = v_cache[l].p + pos0 * kv_dim;
     const float *qp = q.p;
     if (T == 1) {
-      linear(h.p, L.wq, qkv.p, 1, c.dim + 2 * kv_dim, c.dim);
+      linear(h.p, L.wqkv.p, qkv.p, 1, c.dim + 2 * kv_dim, c.dim);
       check(kl_rope(g_rt, qkv.p, 1, c.n_heads + c.n_kv_heads, hd, pos0, float(c.theta)), "rope");
       check(kl_mul(g_rt, qkv.p + c.dim, ones.p, k, kv_dim), "copy");
       check(kl_mul(g_rt, qkv.p + c.dim + kv_dim, ones.p, v, kv_dim), "copy");
@@ -287,7 +287,7 @@ struct State {
   void feed_forward(const Weights::Layer &L, int64_t T) {
     check(kl_rmsnorm(g_rt, x.p, L.ffn_norm.p, h.p, T, c.dim, float(c.eps)), "rmsnorm");
     if (T == 1) {
-      linear(h.p, L.w_gate, gate_up.p, 1, 2 * c.hidden, c.dim);
+      linear(h.p, L.w_gate_up.p, gate_up.p, 1, 2 * c.hidden, c.dim);
       check(kl_swiglu(g_rt, gate_up.p, gate_up.p + c.hidden, act.p, c.hidden), "swiglu");
     } else {
       linear(h.p, L.w_gate, gate.p, T, c.hidden, c.dim);

@@ -255,8 +255,7 @@ def merge(top, report_dirs, log=log_line):
     if not dirs:
         return None
     out = Path(top, "build", "numerics")
-    # numerics prints a table: its own lines, not one log line per message
-    numerics.merge(top, out, dirs, log=lambda m: print(m, flush=True))
+    numerics.merge(top, out, dirs)
     return str(out / "report.json")
 
 

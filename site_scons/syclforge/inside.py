@@ -38,18 +38,16 @@ def link_tree(src, tree):
             os.symlink(os.path.join(src, e), p)
 
 
-def run(cmd, log, cwd=None):
+def run(cmd, log):
+    """Runs cmd, its output to stdout and to the log file; its exit status."""
     print("+ " + " ".join(cmd), flush=True)
     with open(log, "a", encoding="utf-8") as f:
-        proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True, errors="replace")
-        out = []
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
         for line in proc.stdout:
             sys.stdout.write(line)
             f.write(line)
-            out.append(line)
         sys.stdout.flush()
-        return proc.wait(), "".join(out)
+        return proc.wait()
 
 
 def main(argv=None):
@@ -72,11 +70,11 @@ def main(argv=None):
             json.dump(status, f, indent=1)
         return code
 
-    rc, _ = run([scons, "-C", tree, f"target={a.target}"], log)
+    rc = run([scons, "-C", tree, f"target={a.target}"], log)
     status["build"] = rc
     if rc:
         return done(rc)
-    rc, _ = run([scons, "-C", tree, "numerics", f"target={a.target}"], log)
+    rc = run([scons, "-C", tree, "numerics", f"target={a.target}"], log)
     status["numerics"] = rc
     produced = os.path.join(tree, "build", "numerics")
     if os.path.isfile(os.path.join(produced, "report.json")):

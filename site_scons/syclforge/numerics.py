@@ -315,7 +315,8 @@ def _model_rows(row, tolerance, case_id, label, kind, d, other, toks, logits, re
     if pw:
         r["bits_differ"] = _bits_differ(toks, ref_toks)
     n = min(len(toks), len(ref_toks))
-    same = int(np.argmax(toks[:n] != ref_toks[:n])) if (toks[:n] != ref_toks[:n]).any() else n
+    diff = toks[:n] != ref_toks[:n]
+    same = int(np.argmax(diff)) if diff.any() else n
     steps = min(same + 1, len(logits), len(ref_logits))
     res = tolerance.compare("model_logits", logits[:steps], ref_logits[:steps], pairwise=pw)
     r = row("model_logits", case_id, label, kind, d, res.metric, res.value, res.threshold, res.ok,
