@@ -37,7 +37,7 @@ def copy_checkout(dest):
 
 def run(cmd, env=None, timeout=300):
     full_env = dict(os.environ)
-    for k in ("SYCLFORGE_IMAGE", "SYCLFORGE_VERBOSE"):
+    for k in ("SYCLFORGE_IMAGE", "SYCLFORGE_VERBOSE"):   # SYCLFORGE_CPU_ISAS stays: a lowered run
         full_env.pop(k, None)
     full_env.update(env or {})
     return subprocess.run([str(c) for c in cmd], env=full_env, text=True, capture_output=True,
@@ -45,7 +45,38 @@ def run(cmd, env=None, timeout=300):
 
 
 def cpu_flags():
-    """This CPU's feature flags (/proc/cpuinfo): which native images it can run."""
+    """This CPU's feature flags (/proc/cpuinfo)."""
     import re
     text = open("/proc/cpuinfo").read()
     return set(re.search(r"^flags\s*:(.*)$", text, re.M).group(1).split())
+
+
+# The native images' ISAs of cpu-x86, best first, with the /proc/cpuinfo flags
+# each needs (as the loader's cpu_supports() asks the CPU).
+ISA_FLAGS = {"avx512": {"avx512f", "avx512bw", "avx512vl", "avx512dq"}, "avx2": {"avx2", "fma"},
+             "sse4.2": {"sse4_2"}}
+
+
+def cpu_isas(environ=None):
+    """The native ISAs this process may use, best first: this CPU's, less those
+    that SYCLFORGE_CPU_ISAS leaves out (the loader applies the same rule)."""
+    environ = os.environ if environ is None else environ
+    flags = cpu_flags()
+    have = [isa for isa, need in ISA_FLAGS.items() if need <= flags]
+    listed = environ.get("SYCLFORGE_CPU_ISAS", "")
+    if listed:
+        keep = {i.strip() for i in listed.split(",")}
+        have = [isa for isa in have if isa in keep]
+    return have
+
+
+def lowered_isa_sets():
+    """Every lower ISA set this CPU can pose as, as SYCLFORGE_CPU_ISAS values:
+    on AVX-512, "avx2,sse4.2" (an AVX2 host) and "sse4.2"; on AVX2, "sse4.2"."""
+    have = cpu_isas({})
+    return [",".join(have[i:]) for i in range(1, len(have))]
+
+
+def best_image(environ=None):
+    """The image the loader should choose by default."""
+    return cpu_isas(environ)[0]

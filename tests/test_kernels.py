@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 import pytest
 
-from helpers import REPO, cpu_flags, scons
+from helpers import REPO, best_image, cpu_isas, run, scons
 
 sys.path.insert(0, str(REPO / "kernels" / "python"))
 import reference as R  # noqa: E402
@@ -26,35 +26,28 @@ HEADER = REPO / "kernels" / "include" / "syclforge" / "kl_c.h"
 
 
 
-FLAGS = cpu_flags()
-# Every image of cpu-x86 this CPU can run: avx512 only where it exists (it is
-# refused elsewhere, see test_image_the_cpu_lacks_is_refused), avx2 skipped
-# with the reason on a CPU without it.
-IMAGES = (["avx512"] if "avx512f" in FLAGS else []) + [
-    pytest.param("avx2", marks=pytest.mark.skipif("avx2" not in FLAGS, reason="this CPU has no AVX2")),
-    "sse4.2",
-    "spirv",
-]
+# The native ISAs this process may use: the CPU's, less what
+# SYCLFORGE_CPU_ISAS leaves out (tests/test_isa_paths.py runs this file again
+# as an AVX2 and an SSE4.2 host). Every image they allow runs every test; the
+# others must be refused (test_image_the_cpu_lacks_is_refused).
+ISAS = cpu_isas()
+IMAGES = ISAS + ["spirv"]
+REFUSED = [i for i in ("avx512", "avx2", "sse4.2") if i not in ISAS]
 
 
 @pytest.fixture(scope="session")
 def kl_lib():
     """The kernel library, built once per session as test_cpu_build does."""
-    scons("target=cpu-x86")
+    if not LIB.exists():   # a lowered run (test_isa_paths.py) reuses the parent's build
+        scons("target=cpu-x86")
     assert LIB.exists()
     return LIB
 
 
-# The SPIR-V image first: a SPIR-V program built after the sse4.2 native image
-# was loaded in the same process computes exp-based ops wrongly (see
-# test_spirv_image_is_right_after_a_native_one, which runs that order on its
-# own). Creating every Runtime up front in this order keeps the per-op tests
-# about the kernels, whatever order pytest runs them in.
-CREATE_ORDER = ["spirv", "sse4.2", "avx2", "avx512"]
-
-
-def runnable(image):
-    return {"avx512": "avx512f" in FLAGS, "avx2": "avx2" in FLAGS}.get(image, True)
+# Runtimes of several images live in one process, created in any order (the
+# loader's contract, tests/test_isa_paths.py runs every order): here the
+# lowest native image first, the order the CPU runtime once got wrong.
+CREATE_ORDER = ["sse4.2", "spirv", "avx2", "avx512"]
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +55,7 @@ def runtimes(kl_lib):
     """{image: Runtime or the exception its creation raised}."""
     made = {}
     for image in CREATE_ORDER:
-        if runnable(image):
+        if image in IMAGES:
             try:
                 made[image] = Runtime(image, lib=kl_lib, poison=True)
             except KLError as e:
@@ -644,14 +637,49 @@ def test_unknown_image_is_an_error(kl_lib):
 
 
 def test_image_the_cpu_lacks_is_refused(kl_lib):
-    if "avx512f" in FLAGS:
-        pytest.skip("this CPU runs AVX-512")
-    with pytest.raises(KLError, match="CL_INVALID_BINARY"):
-        Runtime("avx512", lib=kl_lib)
+    """Every native image above this process's ISAs is refused by the CPU
+    runtime itself. On a CPU with all of them, a child posing as an SSE4.2
+    host (SYCLFORGE_CPU_ISAS) must refuse avx2 and avx512: never a skip."""
+    for image in REFUSED:
+        with pytest.raises(KLError, match=r"CL_INVALID_BINARY.*lacks this ISA"):
+            Runtime(image, lib=kl_lib)
+    script = f"""
+import sys
+sys.path.insert(0, {str(REPO / "kernels" / "python")!r})
+from syclforge_kl import Runtime, KLError
+for image in ("avx512", "avx2"):
+    try:
+        Runtime(image, lib={str(kl_lib)!r})
+        print(image, "ACCEPTED")
+    except KLError as e:
+        print(image, "refused:", str(e).splitlines()[-1])
+print("default", Runtime(lib={str(kl_lib)!r}).image)
+"""
+    proc = run([sys.executable, "-c", script], env={"SYCLFORGE_CPU_ISAS": "sse4.2"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for image in ("avx512", "avx2"):
+        assert re.search(rf"^{re.escape(image)} refused: .*CL_INVALID_BINARY.*lacks this ISA", proc.stdout, re.M), \
+            proc.stdout
+    assert "SYCLFORGE_CPU_ISAS=sse4.2 leaves avx2 out" in proc.stdout, proc.stdout
+    assert "default sse4.2" in proc.stdout
+
+
+@pytest.mark.parametrize("value,why", [("avx3", "unknown ISA 'avx3'"),
+                                       ("sse4.2,avx-512", "unknown ISA 'avx-512'")])
+def test_a_bad_cpu_isa_list_is_a_clear_error(kl_lib, value, why):
+    script = f"""
+import sys
+sys.path.insert(0, {str(REPO / "kernels" / "python")!r})
+from syclforge_kl import Runtime
+Runtime(lib={str(kl_lib)!r})
+"""
+    proc = run([sys.executable, "-c", script], env={"SYCLFORGE_CPU_ISAS": value})
+    assert proc.returncode != 0
+    assert f"SYCLFORGE_CPU_ISAS={value}: {why} (known: avx512, avx2, sse4.2)" in proc.stderr, proc.stderr
 
 
 def test_default_image_is_the_best_native(kl_lib):
-    want = "avx512" if "avx512f" in FLAGS else "avx2" if "avx2" in FLAGS else "sse4.2"
+    want = best_image()
     with Runtime(lib=kl_lib) as r:
         assert r.image == want
         assert r.target == "cpu-x86" and r.toolchain == "oneapi-pip"
@@ -667,7 +695,7 @@ def test_a_missing_symbol_fails_only_its_call(rt):
 def test_spirv_image_is_right_after_a_native_one(kl_lib):
     """Runtimes of several images in one process must not disturb each other:
     the SPIR-V image, created after the sse4.2 one, computes silu right.
-    (A fresh process: the order is the point.)"""
+    (A fresh process: the order is the point; test_isa_paths.py runs them all.)"""
     import subprocess
     script = f"""
 import sys, numpy as np

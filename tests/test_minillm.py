@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from helpers import REPO, cpu_flags, run, scons
+from helpers import REPO, cpu_isas, run, scons
 
 # models/ is a package: import it by that name, so that its reference.py
 # does not clash with kernels/python/reference.py in one pytest process.
@@ -27,7 +27,7 @@ import tolerance  # noqa: E402
 
 
 
-IMAGES = ["sse4.2", "spirv"] + (["avx2"] if "avx2" in cpu_flags() else [])
+IMAGES = cpu_isas() + ["spirv"]   # every image this process may run, avx512 included
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ def test_help_documents_every_variable_and_alias(checkout):
         assert re.search(rf"^{name}: \S", out, re.M), f"{name} undocumented:\n{out}"
     for alias in ("toolchains", "explain", "release", "verify", "numerics", "bench"):
         assert re.search(rf"^  {alias}\s+\S", out, re.M), f"{alias} undocumented"
-    assert "SYCLFORGE_IMAGE" in out and "SYCLFORGE_VERBOSE" in out
+    assert "SYCLFORGE_IMAGE" in out and "SYCLFORGE_VERBOSE" in out and "SYCLFORGE_CPU_ISAS" in out
 
 
 def test_unknown_target_lists_known_ones(checkout):

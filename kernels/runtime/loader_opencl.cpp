@@ -13,6 +13,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <map>
+#include <set>
+#include <sstream>
 #include <string>
 
 #include "runtime/embedded.hpp"
@@ -54,21 +56,22 @@ const char *cl_error_name(cl_int e) {
 
 std::string describe(cl_int e) { return std::string(cl_error_name(e)) + " [" + std::to_string(e) + "]"; }
 
-// Several runtimes of different images in one process, any order. Intel's
-// CPU runtime (2025.3) behaves as follows (checked on AVX2: every order of
-// sse4.2, avx2 and spirv runtimes, then every op of each):
-// - Unless CL_CONFIG_CPU_TARGET_ARCH is set when it starts, each native
-//   binary it loads lowers the ISA it accepts from then on: after sse4.2, an
-//   avx2 binary is refused (CL_INVALID_BINARY) on an AVX2 CPU.
-// - With the variable set, binaries up to that ISA load in any order (higher
-//   ones are still refused), but a SPIR-V program JIT-compiled right after a
-//   lower-ISA binary was loaded computes garbage: the JIT code gets that
-//   binary's builtins (SSE exp under AVX2 code). Loading a binary of the
-//   pinned ISA just before the JIT puts them back; programs already built
-//   are not affected.
-// So: pin the best ISA this CPU has before SYCL starts the runtime, and load
-// the image of that ISA before building the SPIR-V one. Never pin an ISA the
-// CPU lacks: the runtime trusts the variable. A user's own value wins.
+// Several runtimes of different images in one process, in any order. Intel's
+// CPU runtime (2025.3) decides what it accepts from process-wide state
+// (measured on AVX2 and on AVX-512 CPUs, every order of the images in a fresh
+// process, then every op of each; tests/test_loader_order.py runs them):
+// - CL_CONFIG_CPU_TARGET_ARCH, read when the runtime starts, caps the ISA of
+//   the binaries it accepts; unset, the first native binary loaded lowers it.
+// - Even under that cap, loading a lower-ISA binary narrows what it accepts
+//   next: pinned to skx (AVX-512), after an sse4.2 binary an avx2 one is
+//   refused (CL_INVALID_BINARY) while an avx512 one still loads, and after the
+//   avx512 one the avx2 one loads again.
+// - A SPIR-V program JIT-compiled right after a lower-ISA binary was loaded
+//   computes garbage on AVX2 (it gets that binary's builtins).
+// Loading a binary of the pinned ISA puts both back. So: pin the best ISA
+// this process may use before SYCL starts the runtime, and load the image of
+// that ISA just before building any other image. Never pin an ISA the CPU
+// lacks: the runtime trusts the variable. A user's own value wins.
 // The native images' ISAs, best first: CL_CONFIG_CPU_TARGET_ARCH
 // (toolchains/oneapi-pip.yaml) and floats per vector.
 struct Isa {
@@ -93,10 +96,62 @@ size_t vector_floats(const std::string &id, cl_device_id dev) {
   return w >= 16 ? 16 : w >= 8 ? 8 : 4;
 }
 
-// Declared below.
-bool cpu_has(const std::string &id);
+// Whether the CPU itself has the ISA of a native image id (ids of targets.yaml).
+bool cpu_supports(const std::string &id) {
+  __builtin_cpu_init();
+  if (id == "avx512")
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  if (id == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (id == "sse4.2") return __builtin_cpu_supports("sse4.2");
+  return false;
+}
+
+// SYCLFORGE_CPU_ISAS=avx2,sse4.2 makes this process treat the CPU as having
+// only those of its ISAs, so that an AVX-512 machine runs an AVX2 host's path
+// (pin, image choice, refusals) for real. Read once, before the pin.
+struct CpuIsas {
+  std::string value;   // the variable, empty when unset
+  std::string error;   // why it cannot be used (reported by every kl_create)
+  std::set<std::string> listed;
+};
+const CpuIsas &cpu_isas() {
+  static const CpuIsas parsed = [] {
+    CpuIsas c;
+    const char *v = std::getenv("SYCLFORGE_CPU_ISAS");
+    if (!v || !*v) return c;
+    c.value = v;
+    std::string known, item;
+    for (const Isa &i : ISAS) known += std::string(known.empty() ? "" : ", ") + i.id;
+    std::istringstream in(c.value);
+    while (std::getline(in, item, ',')) {
+      item.erase(0, item.find_first_not_of(" \t"));
+      item.erase(item.find_last_not_of(" \t") + 1);
+      if (item.empty()) continue;
+      if (!isa_of(item)) {
+        c.error = "SYCLFORGE_CPU_ISAS=" + c.value + ": unknown ISA '" + item + "' (known: " + known + ")";
+        return c;
+      }
+      c.listed.insert(item);
+    }
+    bool any = false;
+    for (const auto &id : c.listed) any |= cpu_supports(id);
+    if (!any)
+      c.error = "SYCLFORGE_CPU_ISAS=" + c.value + " names no ISA this CPU has (it can lower the set, not raise it;"
+                " known: " + known + ")";
+    return c;
+  }();
+  return parsed;
+}
+
+// Whether this process may use the ISA of a native image id.
+bool cpu_has(const std::string &id) {
+  const CpuIsas &c = cpu_isas();
+  return cpu_supports(id) && (c.value.empty() || c.listed.count(id));
+}
 
 __attribute__((constructor)) void pin_cpu_runtime_isa() {
+  if (!cpu_isas().error.empty()) return; // kl_create reports it
   for (const Isa &i : ISAS)
     if (cpu_has(i.id)) {
       setenv("CL_CONFIG_CPU_TARGET_ARCH", i.arch, 0);
@@ -104,14 +159,16 @@ __attribute__((constructor)) void pin_cpu_runtime_isa() {
     }
 }
 
-// Loads and drops the embedded native image of the pinned ISA (see above).
-void resync_builtins(cl_context ctx, cl_device_id dev) {
+// Loads and drops the embedded native image of the pinned ISA (see above),
+// unless that is the image about to be built.
+void resync_builtins(cl_context ctx, cl_device_id dev, const std::string &next) {
   const char *pinned = std::getenv("CL_CONFIG_CPU_TARGET_ARCH");
   if (!pinned) return;
   for (size_t i = 0; i < kl_embedded_image_count; ++i) {
     const kl_embedded_image &img = kl_embedded_images[i];
     const char *arch = arch_of(img.id);
     if (std::string(img.kind) != "native" || !arch || std::string(arch) != pinned) continue;
+    if (next == img.id) return;
     cl_int err = CL_SUCCESS, status = CL_SUCCESS;
     const unsigned char *bin = img.data;
     size_t size = img.size;
@@ -124,19 +181,21 @@ void resync_builtins(cl_context ctx, cl_device_id dev) {
   }
 }
 
+// Why the runtime refused a native image (CL_INVALID_BINARY).
+std::string why_refused(const std::string &id) {
+  std::string base = "CL_INVALID_BINARY [-42]";
+  if (cpu_supports(id) && !cpu_has(id))
+    return base + " (the device lacks this ISA: SYCLFORGE_CPU_ISAS=" + cpu_isas().value + " leaves " + id +
+           " out of this process)";
+  if (cpu_has(id))
+    return base + " (this CPU has " + id +
+           ", but the CPU runtime was started for a lower ISA: CL_CONFIG_CPU_TARGET_ARCH, or the OpenCL CPU"
+           " runtime started before this library was loaded)";
+  return base + " (the device lacks this ISA)";
+}
+
 // One loader at a time in the process: the runtime's state is global.
 std::mutex loader_mutex;
-
-// Whether this CPU has the ISA of a native image id (ids of targets.yaml).
-bool cpu_has(const std::string &id) {
-  __builtin_cpu_init();
-  if (id == "avx512")
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  if (id == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (id == "sse4.2") return __builtin_cpu_supports("sse4.2");
-  return false;
-}
 
 bool is_opencl_cpu(const sycl::device &d) {
   return d.get_backend() == sycl::backend::opencl && d.is_cpu();
@@ -174,14 +233,15 @@ Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
       throw Error(asked + ": no such image in this binary (it holds: " + ids + ")");
   }
 
+  if (!cpu_isas().error.empty()) throw Error(cpu_isas().error);
   std::lock_guard<std::mutex> lock(loader_mutex);
   for (size_t i = 0; i < kl_embedded_image_count; ++i) {
     const kl_embedded_image &img = kl_embedded_images[i];
     if (forced && std::string(forced) != img.id) continue;
     cl_int err = CL_SUCCESS;
     cl_program p;
+    resync_builtins(ctx, cdev, img.id);
     if (std::string(img.kind) == "portable") {
-      resync_builtins(ctx, cdev);
       p = clCreateProgramWithIL(ctx, img.data, img.size, &err);
     } else {
       cl_int status = CL_SUCCESS;
@@ -196,10 +256,7 @@ Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
     }
     if (err != CL_SUCCESS) {
       std::string why = describe(err);
-      if (err == CL_INVALID_BINARY && cpu_has(img.id))
-        why = "CL_INVALID_BINARY [-42] (this CPU has " + std::string(img.id) +
-              ", but the CPU runtime was started for a lower ISA: CL_CONFIG_CPU_TARGET_ARCH, or a lower-ISA image"
-              " loaded before this library pinned it)";
+      if (err == CL_INVALID_BINARY) why = why_refused(img.id);
       m.attempts.push_back({img.id, false, why});
       continue;
     }
