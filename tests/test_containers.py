@@ -25,10 +25,10 @@ GPU_FAMILIES = ["intel", "nvidia", "amd"]
 EPOCH = 1700000000
 
 
-def _defs():
-    targets = config.load_targets(REPO / "targets.yaml")
-    families = toolchains.load_families(REPO / "toolchains")
-    return targets, containers.load_definitions(REPO, targets, families)
+def _defs(top=REPO):
+    targets = config.load_targets(Path(top) / "targets.yaml")
+    families = toolchains.load_families(Path(top) / "toolchains")
+    return targets, containers.load_definitions(top, targets, families)
 
 
 # --------------------------------------------------------------------------
@@ -191,6 +191,16 @@ def test_stale_lock_names_the_refresh_command(tmp_path):
         containers.load_lock(tmp_path, defs["cpu"])
 
 
+def test_apt_errors_name_the_missing_versions():
+    text = ("E: Version '6.1.192-2' for 'linux-libc-dev' was not found\n"
+            "E: Version '2.36-9+deb12u9' for 'libc6:amd64' was not found\n"
+            "E: Unable to locate package no-such-thing\n"
+            "W: something else\n")
+    assert imagebuild.parse_apt_missing(text) == {("linux-libc-dev", "6.1.192-2"), ("libc6", "2.36-9+deb12u9"),
+                                                  ("no-such-thing", None)}
+    assert imagebuild.parse_apt_missing("'http://deb.debian.org/x.deb' x.deb 12 SHA256:ab\n") == set()
+
+
 def test_pure_helpers():
     assert containers.parse_wheel_filename("numpy-2.4.6-cp311-cp311-manylinux_2_27_x86_64.whl") == ("numpy", "2.4.6")
     assert containers.normalize_name("Intel_SYCL.rt") == "intel-sycl-rt"
@@ -337,8 +347,24 @@ def test_workflow_runs_every_family_on_its_runner_and_merges():
     upload = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload and upload[0]["with"]["path"].startswith("build/containers/")
     merge = wf["jobs"]["merge"]
-    assert merge["needs"] == "numerics" and merge["if"] == "always()"
+    assert merge["needs"] == "numerics" and merge["if"].startswith("always()")
     assert any("syclforge.numerics merge reports/" in s.get("run", "") for s in merge["steps"])
+    # The locked .debs fall back to Debian's snapshot of the lock's day.
+    snapshot = [st for st in job["steps"] if "SYCLFORGE_DEBIAN_ARCHIVES" in st.get("run", "")]
+    assert snapshot and "snapshot.debian.org/archive/debian-security/" in snapshot[0]["run"]
+
+
+def test_workflow_refreshes_the_locks_weekly_and_fails_when_they_moved():
+    wf = yaml.safe_load(WORKFLOW.read_text())
+    assert wf[True]["schedule"][0]["cron"]            # PyYAML reads the key `on` as True
+    job = wf["jobs"]["locks"]
+    assert "schedule" in job["if"]
+    runs = "\n".join(st.get("run", "") for st in job["steps"])
+    _, defs = _defs()
+    assert f"docker_run lock {' '.join(defs)} --force" in runs
+    assert "git diff --quiet -- toolchains/containers/" in runs and "exit 1" in runs
+    for name in ("numerics", "merge"):               # the weekly run only refreshes the locks
+        assert "github.event_name != 'schedule'" in wf["jobs"][name]["if"]
 
 
 # --------------------------------------------------------------------------
@@ -400,6 +426,68 @@ def test_gpu_targets_are_skipped_with_a_reason(engine, capsys):
     assert code == 1
 
 
+def test_committed_lock_is_still_served(engine):
+    """The committed lock is the production pin. Debian's mirror replaces
+    point-release and security versions within days, so a lock that it no
+    longer serves is reported here as a warning, never a failure: the
+    reproducibility test below locks afresh, and the scheduled `locks` job of
+    the workflow fails loudly and refreshes it."""
+    import warnings
+    _, defs = _defs()
+    cpu = defs["cpu"]
+    lock = containers.load_lock(REPO, cpu)
+    gone = imagebuild.unserved_debs(lock, log=print)
+    assert all(e in lock["debs"] for e in gone)
+    if gone:
+        warnings.warn(f"{Path(cpu.lock_path).name}: the host's mirrors no longer serve {len(gone)} locked .debs "
+                      f"({', '.join(e['name'] + ' ' + e['version'] for e in gone[:5])}); `scons docker=1` needs "
+                      f"`{containers.lock_command(cpu)} --force` or SYCLFORGE_DEBIAN_ARCHIVES (a dated snapshot)")
+
+
+def test_a_gone_version_comes_from_the_archives_or_is_a_clear_error(engine, tmp_path, monkeypatch):
+    """A locked .deb the mirror no longer has: fetched by pool path from
+    SYCLFORGE_DEBIAN_ARCHIVES (a dated snapshot in the workflow; here a local
+    server) and checked by sha256, or without it the error names both ways out."""
+    import hashlib
+    import http.server
+    import threading
+    data = b"!<arch>\nnot really a package, but bytes with a known hash\n"
+    entry = {"name": "syclforge-gone", "version": "1.0-1", "architecture": "all", "source": "syclforge-gone",
+             "file": "syclforge-gone_1.0-1_all.deb", "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+    _, defs = _defs()
+    cache = tmp_path / "cache"
+    debs = cache / "inputs" / "debs"
+    for d in (debs, cache / "tmp"):
+        d.mkdir(parents=True)
+    monkeypatch.delenv("SYCLFORGE_DEBIAN_ARCHIVES", raising=False)
+    with pytest.raises(SyclforgeError) as info:
+        imagebuild._fetch_debs(defs["cpu"], [entry], debs, cache, log=print)
+    msg = str(info.value)
+    assert "no longer carry these locked versions" in msg and "syclforge-gone_1.0-1_all.deb" in msg
+    assert "docker_run lock cpu --force" in msg and "SYCLFORGE_DEBIAN_ARCHIVES" in msg
+    assert not (debs / entry["file"]).exists()
+
+    served = tmp_path / "archive"
+    pool = served / imagebuild.pool_path(entry)
+    pool.parent.mkdir(parents=True)
+    pool.write_bytes(data)
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(served))  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("SYCLFORGE_DEBIAN_ARCHIVES", f"{base}/missing {base}")
+        imagebuild._fetch_debs(defs["cpu"], [entry], debs, cache, log=print)
+        assert (debs / entry["file"]).read_bytes() == data
+        pool.write_bytes(data + b"tampered")          # other bytes under the same name: refused
+        (debs / entry["file"]).unlink()
+        with pytest.raises(SyclforgeError, match="is not the locked"):
+            imagebuild._fetch_debs(defs["cpu"], [entry], debs, cache, log=print)
+        assert not (debs / entry["file"]).exists()
+    finally:
+        server.shutdown()
+
+
 def _remove_image(client, image_id):
     import docker
     try:
@@ -413,19 +501,29 @@ def test_cpu_image_builds_reproducibly_and_runs_the_numerics(engine, tmp_path, m
     engine) load with the same image ID; then `scons docker=1
     target=cpu-x86` runs the build and numerics inside and merges the report.
 
-    The fetched inputs are shared with ~/.cache/syclforge (warm reruns); the
-    layer caches are this test's own, and a unique source label gives the
-    image an ID of its own, so runs beside it do not interfere."""
+    The Debian packages are locked afresh from today's mirror into the
+    checkout copy's lock (the committed lock is the production pin, which
+    the mirror drops within days: test_committed_lock_is_still_served warns
+    about that). The fetched inputs are shared with ~/.cache/syclforge (warm
+    reruns); the layer caches are this test's own, and a unique source label
+    gives the image an ID of its own, so runs beside it do not interfere."""
     client = engine
     monkeypatch.setenv("SYCLFORGE_SOURCE_URL", f"https://example.invalid/syclforge-test/{time.time_ns()}")
-    _, defs = _defs()
-    cpu = defs["cpu"]
     checkout = copy_checkout(tmp_path / "src")
+    _, defs = _defs(checkout)
+    cpu = defs["cpu"]
     shared_inputs = imagebuild.cache_root() / "inputs"
     shared_inputs.mkdir(parents=True, exist_ok=True)
     cache = tmp_path / "cache" / "containers"
     cache.mkdir(parents=True)
     (cache / "inputs").symlink_to(shared_inputs)
+    committed = json.loads((REPO / "toolchains" / "containers" / "cpu.lock.json").read_text())
+    t0 = time.time()
+    assert imagebuild.lock(checkout, cpu, cache=cache, log=print, parts=("debs",)) == ["debs"]
+    fresh = containers.load_lock(checkout, cpu)
+    assert fresh["wheels"] == committed["wheels"] and len(fresh["debs"]) >= 100
+    print(f"locked {len(fresh['debs'])} .debs afresh in {time.time() - t0:.0f} s; "
+          f"{sum(e not in committed['debs'] for e in fresh['debs'])} differ from the committed lock")
     image_id = None
     try:
         first = docker_run.build_local_image(checkout, cpu, cache=cache,

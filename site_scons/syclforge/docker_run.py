@@ -316,6 +316,28 @@ def scons_main(top, chosen, *, strict=False):
     return code
 
 
+def check_locks(top, defns, log=log_line):
+    """0 when the host's mirrors still serve every locked .deb of defns, else
+    1, naming what is gone and the two ways out."""
+    code = 0
+    for defn in defns:
+        lock = containers.load_lock(top, defn)
+        name = Path(defn.lock_path).name
+        if not lock.get("debs"):
+            log(f"{name}: no Debian packages are locked (the image's base is pinned by digest)")
+            continue
+        gone = imagebuild.unserved_debs(lock, log=log)
+        if not gone:
+            log(f"{name}: the host's mirrors still serve all {len(lock['debs'])} locked .debs")
+            continue
+        code = 1
+        log(f"{name}: the host's mirrors no longer serve {len(gone)} of {len(lock['debs'])} locked .debs: "
+            + ", ".join(f"{e['name']} {e['version']}" for e in gone[:8]) + (" ..." if len(gone) > 8 else "")
+            + f". Refresh the lock with `{containers.lock_command(defn)} --force`, or set "
+            "SYCLFORGE_DEBIAN_ARCHIVES to archives that keep them (a dated snapshot)")
+    return code
+
+
 # --------------------------------------------------------------------------
 # Command line
 
@@ -327,6 +349,9 @@ def main(argv=None):
     p = sub.add_parser("lock", help="resolve and record every input of an image (network)")
     p.add_argument("family", nargs="+")
     p.add_argument("--force", action="store_true", help="resolve every part, not only the stale ones")
+    p = sub.add_parser("check", help="exit 1 if the host's Debian mirrors no longer serve every locked "
+                                      ".deb (network; downloads nothing)")
+    p.add_argument("family", nargs="+")
     p = sub.add_parser("fetch", help="download the locked inputs the cache lacks")
     p.add_argument("family")
     p = sub.add_parser("build", help="assemble a local image (and load it into the engine)")
@@ -362,6 +387,8 @@ def main(argv=None):
             for n in names:
                 imagebuild.lock(top, defs[n], log=log_line, force=a.force)
             return 0
+        if a.cmd == "check":
+            return check_locks(top, [defs[n] for n in names])
         defn = defs[names[0]]
         if a.cmd == "fetch":
             imagebuild.fetch(top, defn, containers.load_lock(top, defn), log=log_line)

@@ -309,17 +309,20 @@ def _resolve_wheels(top, defn, cache, log):
         safe_rmtree(work)
 
 
-def lock(top, defn, *, cache=None, log=None, force=False):
-    """Resolve the stale parts of defn's lock (all with force) and write it.
-    Returns the list of parts resolved."""
+def lock(top, defn, *, cache=None, log=None, force=False, parts=None):
+    """Resolve the stale parts of defn's lock (all with force, or the given
+    parts: "debs", "wheels") and write it. Returns the list of parts resolved."""
     cache = Path(cache or cache_root())
     path = Path(defn.lock_path)
     try:
         old = containers.load_lock(top, defn, check_fresh=False) if path.exists() else None
     except SyclforgeError:
         old = None
-    parts = list(containers.lock_parts(defn)) if (force or old is None) \
-        else containers.stale_parts(top, defn, old)
+    if parts is not None and old is not None:
+        parts = [p for p in containers.lock_parts(defn) if p in parts]
+    else:
+        parts = list(containers.lock_parts(defn)) if (force or old is None) \
+            else containers.stale_parts(top, defn, old)
     if not parts:
         _say(log, f"{path.name} is up to date")
         return []
@@ -395,6 +398,35 @@ def _fetch_from_archives(entries, work, log):
     return left
 
 
+def _apt_spec(e):
+    return f"{e['name']}:{e['architecture']}={e['version']}" if e["architecture"] != "all" \
+        else f"{e['name']}={e['version']}"
+
+
+_APT_MISSING = re.compile(r"^E: (?:Version '([^']+)' for '([^':]+)(?::[^']*)?' was not found"
+                          r"|Unable to locate package ([^\s:]+))", re.M)
+
+
+def parse_apt_missing(text):
+    """{(name, version or None)} that apt's errors say it cannot find."""
+    return {(m.group(2), m.group(1)) if m.group(2) else (m.group(3), None) for m in _APT_MISSING.finditer(text)}
+
+
+def unserved_debs(lock_doc, log=None):
+    """The locked .debs the host's mirrors no longer serve (asks apt, downloads
+    nothing; one `apt-get update` first as root, so the lists are today's).
+    Debian replaces point-release and security versions within days: a lock
+    is a pin that only a snapshot archive keeps forever."""
+    require_tools(("apt-get", "apt"))
+    entries = lock_doc.get("debs", [])
+    if os.geteuid() == 0:
+        _run(["apt-get", "update", "-qq"], log=log, what="apt-get update")
+    proc = subprocess.run(["apt-get", "download", "--print-uris", *map(_apt_spec, entries)],
+                          capture_output=True, text=True, timeout=600)
+    missing = parse_apt_missing(proc.stdout + proc.stderr)
+    return [e for e in entries if (e["name"], e["version"]) in missing or (e["name"], None) in missing]
+
+
 def _apt_download(specs, work, log):
     """apt-get download of exact versions; one `apt-get update` and a retry
     (as root) if the host's lists do not know them. True when all came."""
@@ -414,8 +446,7 @@ def _fetch_debs(defn, entries, debs_dir, cache, log):
     require_tools(("apt-get", "apt"))
     work = tempfile.mkdtemp(prefix="fetch-", dir=cache / "tmp")
     try:
-        specs = [f"{e['name']}:{e['architecture']}={e['version']}" if e["architecture"] != "all"
-                 else f"{e['name']}={e['version']}" for e in entries]
+        specs = [_apt_spec(e) for e in entries]
         _say(log, f"downloading {len(specs)} locked .debs (apt-get download)")
         if not _apt_download(specs, work, log):
             left = _fetch_from_archives(entries, work, log)
