@@ -1,7 +1,7 @@
 """The shipped device targets as plain Target objects, for unit tests that
 must not depend on targets.yaml's parsing (test_config checks that the file
 yields exactly these)."""
-from syclforge.model import Image, Target
+from syclforge.core.model import Image, Target
 
 CPU_X86 = Target("cpu-x86", "x86 CPUs", "x86", "cpu",
                  (Image("avx512", "native"), Image("avx2", "native"),

@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 import fakes
-from syclforge import toolchains as tc
-from syclforge.commands import compile_command, device_flags, link_command
+from syclforge.core import toolchains as tc
+from syclforge.core.commands import compile_command, device_flags, link_command
 from syclforge.errors import SyclforgeError
-from syclforge.model import Image, Target
+from syclforge.core.model import Image, Target
 
 REPO = Path(__file__).resolve().parent.parent
 FAMILIES = {f.name: f for f in tc.load_families(REPO / "toolchains")}

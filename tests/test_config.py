@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from syclforge import config, yamlpos
+from syclforge.core import config, yamlpos
 from syclforge.errors import ConfigError, SyclforgeError
-from syclforge.model import Image
+from syclforge.core.model import Image
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -73,7 +73,7 @@ def test_shipped_targets_load_in_file_order_with_images_best_first():
 
 
 def test_schema_is_valid_draft_2020_12():
-    assert config.schema_path() == REPO / "site_scons/syclforge/targets.schema.json"
+    assert config.schema_path() == REPO / "site_scons/syclforge/core/targets.schema.json"
     schema = json.loads(config.schema_path().read_text())
     Draft202012Validator.check_schema(schema)
 

@@ -18,7 +18,9 @@ import pytest
 import yaml
 
 from helpers import REPO, copy_checkout, cpu_isas, scons
-from syclforge import config, containers, docker_run, imagebuild, inside, oci, toolchains
+from syclforge import containers
+from syclforge.containers import docker_run, imagebuild, inside, oci
+from syclforge.core import config, toolchains
 from syclforge.errors import ConfigError, SyclforgeError
 
 GPU_FAMILIES = ["intel", "nvidia", "amd"]
@@ -187,7 +189,7 @@ def test_stale_lock_names_the_refresh_command(tmp_path):
     req.write_text(req.read_text() + "six==1.17.0\n")
     defs = containers.load_definitions(tmp_path)
     with pytest.raises(SyclforgeError, match=r"cpu\.lock\.json is stale: the pins in requirements\.txt.*"
-                                             r"syclforge\.docker_run lock cpu"):
+                                             r"syclforge\.containers\.docker_run lock cpu"):
         containers.load_lock(tmp_path, defs["cpu"])
 
 

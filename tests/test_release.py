@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from helpers import REPO, copy_checkout
-from syclforge import bundle, elf, verify
+from syclforge.release import bundle, elf, verify
 from syclforge.errors import SyclforgeError
 
 ROOT = "syclforge-0.1.0-tiny"
@@ -367,7 +367,7 @@ def test_tampered_bundle_is_refused_naming_the_culprit(tiny_bundle, tmp_path, ca
     result = verify.verify(bad)
     assert not result.ok
     assert any(c == culprit and why in w for c, w in result.problems), result.report()
-    proc = subprocess.run([sys.executable, "-m", "syclforge.verify", bad], capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-m", "syclforge.release.verify", bad], capture_output=True, text=True,
                           env=dict(os.environ, PYTHONPATH=str(REPO / "site_scons")))
     assert proc.returncode == 1 and "REFUSED" in proc.stderr and culprit in proc.stderr, proc.stderr
 
@@ -381,13 +381,13 @@ def test_entries_are_refused_before_any_content_is_read(tiny_bundle, tmp_path, m
 
 def test_verify_cli_ok_and_unreadable(tiny_bundle, tmp_path):
     env = dict(os.environ, PYTHONPATH=str(REPO / "site_scons"))
-    ok = subprocess.run([sys.executable, "-m", "syclforge.verify", str(tiny_bundle[0])],
+    ok = subprocess.run([sys.executable, "-m", "syclforge.release.verify", str(tiny_bundle[0])],
                         capture_output=True, text=True, env=env)
     assert ok.returncode == 0 and "verify: OK" in ok.stdout, ok.stderr
     junk = tmp_path / "junk.tar.gz"
     junk.write_bytes(b"not a tarball")
     for path in (junk, tmp_path / "absent.tar.gz"):
-        proc = subprocess.run([sys.executable, "-m", "syclforge.verify", str(path)],
+        proc = subprocess.run([sys.executable, "-m", "syclforge.release.verify", str(path)],
                               capture_output=True, text=True, env=env)
         assert proc.returncode == 2 and str(path) in proc.stderr
 

@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 
 import fakes
-from syclforge import toolchains as tc
+from syclforge.core import toolchains as tc
 from syclforge.errors import SyclforgeError
-from syclforge.model import Image, Target
-from syclforge.resolve import Resolution, Verdict, explain, resolve
+from syclforge.core.model import Image, Target
+from syclforge.core.resolve import Resolution, Verdict, explain, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -1,4 +1,4 @@
-from syclforge import summary
+from syclforge.core import summary
 
 
 def test_summary_table_rows():

@@ -9,9 +9,9 @@ import pytest
 from packaging.version import Version
 
 import fakes
-from syclforge import toolchains as tc
+from syclforge.core import toolchains as tc
 from syclforge.errors import ConfigError
-from syclforge.model import Image, Target
+from syclforge.core.model import Image, Target
 
 REPO = Path(__file__).resolve().parent.parent
 TOOLCHAINS = REPO / "toolchains"

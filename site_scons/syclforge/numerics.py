@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SyclforgeError
+from syclforge.errors import SyclforgeError
 
 SCHEMA = "syclforge-numerics/1"
 # The model's fixed prompts and how many greedy tokens each generates.
@@ -408,7 +408,7 @@ def _staging(out_dir):
 
 
 def _finish(top, report, staging, out_dir, log):
-    from . import __version__
+    from syclforge import __version__
     report["syclforge"] = __version__
     report["tolerances"] = "kernels/tolerances.yaml"
     text = format_table(report)
@@ -535,7 +535,7 @@ def draw(report, path):
 
 def main(argv=None):
     import argparse
-    top = Path(os.environ.get("SYCLFORGE_TOP") or Path(__file__).resolve().parents[2])
+    top = Path(os.environ.get("SYCLFORGE_TOP") or os.getcwd())
     ap = argparse.ArgumentParser(prog="python -m syclforge.numerics",
                                  description="merge cross-device numerics reports into one")
     ap.add_argument("cmd", choices=("merge",))

@@ -33,9 +33,9 @@ import difflib
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .errors import SyclforgeError
-from .model import Target
-from .toolchains import Detected
+from syclforge.errors import SyclforgeError
+from syclforge.core.model import Target
+from syclforge.core.toolchains import Detected
 
 
 @dataclass

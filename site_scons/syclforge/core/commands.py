@@ -12,7 +12,7 @@ image per binary.
 
 Imports no SCons.
 """
-from .errors import SyclforgeError
+from syclforge.errors import SyclforgeError
 
 
 def _check(det):

@@ -11,9 +11,9 @@ from pathlib import Path
 
 from jsonschema import Draft202012Validator
 
-from . import yamlpos
-from .errors import ConfigError, SyclforgeError
-from .model import Image, Target
+from syclforge.core import yamlpos
+from syclforge.errors import ConfigError, SyclforgeError
+from syclforge.core.model import Image, Target
 
 # Why a required key matters, appended to "missing required key".
 _REQUIRED_HINTS = {

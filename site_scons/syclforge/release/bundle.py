@@ -33,8 +33,9 @@ import tarfile
 from dataclasses import dataclass, field
 from typing import Optional
 
-from . import __version__, elf, sbom
-from .errors import SyclforgeError
+from syclforge import __version__
+from syclforge.release import elf, sbom
+from syclforge.errors import SyclforgeError
 
 PROJECT = "syclforge"
 MANIFEST, SBOM, SUMS, README = "manifest.json", "sbom.spdx.json", "SHA256SUMS", "README"

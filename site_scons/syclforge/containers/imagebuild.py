@@ -35,8 +35,9 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from pathlib import Path
 
-from . import containers, oci
-from .errors import SyclforgeError
+from syclforge import containers
+from syclforge.containers import oci
+from syclforge.errors import SyclforgeError
 
 
 # --------------------------------------------------------------------------

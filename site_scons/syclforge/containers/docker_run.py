@@ -4,18 +4,18 @@ vendor's container image, through the Docker SDK, and merge the reports.
 For each target: pick the image family serving its vendor
 (toolchains/containers/*.yaml); SKIPPED with the reason where this host
 lacks the vendor's devices; else build (or find) the image, run
-`python -m syclforge.inside` in it with the source mounted read-only at
+`python -m syclforge.containers.inside` in it with the source mounted read-only at
 /src and a volume at /work, copy /work/report back to
 build/containers/<target>/ and merge the reports.
 
 Also a command line (the CI workflow and the tests use it):
 
-    python -m syclforge.docker_run lock FAMILY... [--force]   # network
-    python -m syclforge.docker_run fetch FAMILY
-    python -m syclforge.docker_run build FAMILY [--layers DIR] [--no-load]
-    python -m syclforge.docker_run render FAMILY [--out DIR]
-    python -m syclforge.docker_run run TARGET[,TARGET...] [--strict]
-    python -m syclforge.docker_run merge DIR...
+    python -m syclforge.containers.docker_run lock FAMILY... [--force]   # network
+    python -m syclforge.containers.docker_run fetch FAMILY
+    python -m syclforge.containers.docker_run build FAMILY [--layers DIR] [--no-load]
+    python -m syclforge.containers.docker_run render FAMILY [--out DIR]
+    python -m syclforge.containers.docker_run run TARGET[,TARGET...] [--strict]
+    python -m syclforge.containers.docker_run merge DIR...
 
 No SCons import; the Docker SDK is imported only when an engine is needed.
 """
@@ -32,8 +32,10 @@ import tarfile
 import time
 from pathlib import Path
 
-from . import config, containers, imagebuild, oci, summary, toolchains
-from .errors import SyclforgeError
+from syclforge import containers
+from syclforge.containers import imagebuild, oci
+from syclforge.core import config, summary, toolchains
+from syclforge.errors import SyclforgeError
 
 SRC_MOUNT = "/src"
 WORK_MOUNT = containers.WORKDIR
@@ -191,7 +193,7 @@ def run_numerics(client, top, target, defn, image_id, plan, log=log_line):
     venv = defn.python["venv"]
     kwargs = dict(
         image=image_id,
-        command=[f"{venv}/bin/python", "-m", "syclforge.inside", "--target", target.name,
+        command=[f"{venv}/bin/python", "-m", "syclforge.containers.inside", "--target", target.name,
                  "--src", SRC_MOUNT, "--work", WORK_MOUNT],
         # SYCLFORGE_RUNNER: the report's rows say they ran in this image.
         environment={"PYTHONPATH": f"{SRC_MOUNT}/site_scons", "PYTHONDONTWRITEBYTECODE": "1",
@@ -250,7 +252,7 @@ def merge(top, report_dirs, log=log_line):
     """Merge the containers' numerics reports into the host's
     (build/numerics, syclforge/numerics.py). Returns its path, or None when
     no container wrote a report."""
-    from . import numerics
+    from syclforge import numerics
     dirs = [Path(d) for d in report_dirs if Path(d, "report.json").is_file()]
     if not dirs:
         return None
@@ -342,8 +344,8 @@ def check_locks(top, defns, log=log_line):
 # Command line
 
 def main(argv=None):
-    top = os.environ.get("SYCLFORGE_TOP") or str(Path(__file__).resolve().parents[2])
-    ap = argparse.ArgumentParser(prog="python -m syclforge.docker_run",
+    top = os.environ.get("SYCLFORGE_TOP") or os.getcwd()
+    ap = argparse.ArgumentParser(prog="python -m syclforge.containers.docker_run",
                                  description="syclforge container images")
     sub = ap.add_subparsers(dest="cmd", required=True)
     p = sub.add_parser("lock", help="resolve and record every input of an image (network)")

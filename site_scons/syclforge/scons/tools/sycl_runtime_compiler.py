@@ -10,7 +10,7 @@ import os
 
 from SCons.Script import Action, Builder, Dir, File
 
-from syclforge import embed
+from syclforge.core import embed
 
 
 def _rel(env, path):
@@ -122,7 +122,7 @@ def SyclKernelLibrary(env, name, *, ops_headers, free_function_kernels, free_fun
         kinds.append((image.id, image.kind))
     table = env.Command(out.Dir("obj").File("images.cpp"), image_nodes,
                         Action(_embed_action, "$SF_EMBEDSTR"), SF_IMAGE_KINDS=kinds)
-    env.Depends(table, File("#site_scons/syclforge/embed.py"))
+    env.Depends(table, File("#site_scons/syclforge/core/embed.py"))
     lib_env = env.Clone()
     lib_env.Append(LINKFLAGS=_rpath_flags(env, out.Dir("lib").abspath))
     sources = list(common) + list(free_function_host) + ["runtime/loader_opencl.cpp"] + table

@@ -27,8 +27,8 @@ import stat
 import sys
 import tarfile
 
-from . import sbom
-from .bundle import MANIFEST, MANIFEST_SCHEMA, METADATA, SBOM, SUMS, parse_sha256sums, sha256
+from syclforge.release import sbom
+from syclforge.release.bundle import MANIFEST, MANIFEST_SCHEMA, METADATA, SBOM, SUMS, parse_sha256sums, sha256
 
 OK, REFUSED, UNREADABLE = 0, 1, 2
 

@@ -8,7 +8,7 @@ import os
 from SCons.Script import Action, Dir, File, Value
 from SCons.Subst import SUBST_SIG
 
-from syclforge import bundle
+from syclforge.release import bundle
 
 
 def _model_dirs(models_dir):
@@ -117,7 +117,7 @@ def SyclforgeBundle(env, library, programs, *, headers, models, git, source_date
     node = env.Command(f"#dist/{name}.tar.gz", sources, Action(_bundle_action, "$SF_BUNDLESTR"),
                        SF_BUNDLE_SPEC=spec)
     env.Depends(node, [stamp] + [File(f"#site_scons/syclforge/{m}.py")
-                                 for m in ("bundle", "sbom", "elf", "__init__")])
+                                 for m in ("release/bundle", "release/sbom", "release/elf", "__init__")])
     return node
 
 

@@ -9,7 +9,7 @@ import shlex
 
 from SCons.Script import Action, Dir, File
 
-from syclforge import commands
+from syclforge.core import commands
 
 
 def _configure(env, det, target, out, images):

@@ -29,8 +29,8 @@ from pathlib import Path
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 
-from . import yamlpos
-from .errors import ConfigError, SyclforgeError
+from syclforge.core import yamlpos
+from syclforge.errors import ConfigError, SyclforgeError
 
 CONTAINERS_DIR = Path("toolchains") / "containers"
 SCHEMA_NAME = "container.schema.json"
@@ -258,7 +258,7 @@ def stale_parts(top, defn, lock):
 
 
 def lock_command(defn):
-    return f"PYTHONPATH=site_scons .venv/bin/python -m syclforge.docker_run lock {defn.name}"
+    return f"PYTHONPATH=site_scons .venv/bin/python -m syclforge.containers.docker_run lock {defn.name}"
 
 
 def load_lock(top, defn, *, check_fresh=True):

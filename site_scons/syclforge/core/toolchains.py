@@ -30,8 +30,8 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import best_match
 from packaging.version import InvalidVersion, Version
 
-from . import yamlpos
-from .errors import ConfigError
+from syclforge.core import yamlpos
+from syclforge.errors import ConfigError
 
 VENDORS = ("x86", "intel", "nvidia", "amd")
 SCHEMA_NAME = "family.schema.json"

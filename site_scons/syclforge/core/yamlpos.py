@@ -10,7 +10,7 @@ Paths are tuples of dict keys and list indexes from the document root, e.g.
 """
 import yaml
 
-from .errors import ConfigError
+from syclforge.errors import ConfigError
 
 _MAP = "tag:yaml.org,2002:map"
 _SEQ = "tag:yaml.org,2002:seq"
