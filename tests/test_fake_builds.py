@@ -40,7 +40,9 @@ def test_icpx_builds_nvidia_with_its_device_flags(checkout, tmp_path):
     assert outputs == {"libsyclforge_kl.so.tmp", "kl-info.tmp", "minillm.tmp"}, outputs
     for argv in compiles + links:
         assert "-fsycl" in argv and "-fsycl-targets=nvidia_gpu_sm_90,nvidia_gpu_sm_80" in argv, argv
-    assert any("-DKL_BUILD_TOOLCHAIN=\"icpx\"" in a for a in compiles[0]), compiles[0]
+    # The binary's image table (syclforge/fatbin.hpp) says what the driver embedded.
+    table = (checkout / "build" / "nvidia" / "obj" / "syclforge" / "syclforge_kl.images.cpp").read_text()
+    assert 'syclforge_build_toolchain[] = "icpx"' in table and '{"sm_90", "native", nullptr, 0}' in table
     assert (checkout / "build" / "nvidia" / "bin" / "kl-info").exists()
     assert (checkout / "build" / "nvidia" / "lib" / "libsyclforge_kl.so").exists()
     assert not list((checkout / "build").rglob("*.tmp"))

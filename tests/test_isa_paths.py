@@ -113,3 +113,32 @@ def test_kernel_and_image_choice_tests_pass_as_a_lower_host(lib, isas):
     passed = int(re.match(r"(\d+) passed", summary).group(1))
     images = len(isas.split(",")) + 1
     assert passed > 200 * images, summary   # every op on each image, not a handful
+
+
+def test_a_child_process_pins_afresh(lib):
+    """The loader pins the CPU runtime through the environment, which child
+    processes inherit: a child started with a lower SYCLFORGE_CPU_ISAS must
+    pin its own ISA, not take the parent's pin for the user's choice. (It
+    did: `scons numerics` under pytest ran avx512 with SYCLFORGE_CPU_ISAS=sse4.2.)"""
+    child = f"""
+import sys
+sys.path.insert(0, {str(REPO / "kernels" / "python")!r})
+from syclforge_kl import Runtime, KLError
+try:
+    print("avx512", Runtime("avx512", lib={str(LIB)!r}).image)
+except KLError as e:
+    print("avx512 refused:", str(e).splitlines()[-1])
+"""
+    parent = f"""
+import os, subprocess, sys
+sys.path.insert(0, {str(REPO / "kernels" / "python")!r})
+from syclforge_kl import Runtime
+Runtime(lib={str(LIB)!r})                 # pins this process (C environment)
+assert os.environ.get("CL_CONFIG_CPU_TARGET_ARCH") is None   # not through os.environ
+os.putenv("SYCLFORGE_CPU_ISAS", "sse4.2")
+sys.exit(subprocess.run([sys.executable, "-c", {child!r}]).returncode)   # inherits the C environment
+"""
+    proc = run([sys.executable, "-c", parent])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert re.search(r"^avx512 refused: .*SYCLFORGE_CPU_ISAS=sse4.2 leaves avx512 out", proc.stdout, re.M), \
+        proc.stdout

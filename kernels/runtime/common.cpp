@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "runtime/runtime_impl.hpp"
+#include "syclforge/fatbin.hpp"
 
 namespace kl {
 
@@ -12,6 +13,15 @@ std::string Runtime::device_name() const {
 }
 std::string Runtime::image() const { return impl_->image; }
 const std::vector<Attempt> &Runtime::attempts() const { return impl_->attempts; }
+
+// What the build embedded: syclforge's table of this library's device images.
+std::vector<ImageInfo> Runtime::images() {
+  std::vector<ImageInfo> out;
+  for (const auto &i : syclforge::images()) out.push_back({i.id, i.kind, i.size});
+  return out;
+}
+std::string Runtime::target() { return syclforge::build_target(); }
+std::string Runtime::toolchain() { return syclforge::build_toolchain(); }
 
 void Runtime::wait() {
   impl_->sync();

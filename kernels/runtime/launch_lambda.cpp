@@ -17,16 +17,7 @@
 #include "ops/softmax.hpp"
 #include "runtime/launch.hpp"
 #include "runtime/runtime_impl.hpp"
-
-#ifndef KL_BUILD_TARGET
-#define KL_BUILD_TARGET "unknown"
-#endif
-#ifndef KL_BUILD_TOOLCHAIN
-#define KL_BUILD_TOOLCHAIN "unknown"
-#endif
-#ifndef KL_BUILD_IMAGES // "id:kind,id:kind,..." as the build resolved them
-#define KL_BUILD_IMAGES ""
-#endif
+#include "syclforge/fatbin.hpp"
 
 namespace kl {
 
@@ -34,7 +25,7 @@ Runtime::Runtime() : Runtime(std::string()) {}
 
 Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
   if (!image.empty() && image != "runtime-selected")
-    throw Error("image " + image + ": single-source builds (" + KL_BUILD_TOOLCHAIN +
+    throw Error("image " + image + ": single-source builds (" + syclforge::build_toolchain() +
                 ") leave the choice of device image to the SYCL runtime");
   impl_->q = sycl::queue(sycl::default_selector_v, impl_->async_handler(), sycl::property::queue::in_order());
   impl_->image = "runtime-selected";
@@ -53,22 +44,6 @@ void Runtime::Impl::enqueue(const char *name, int, const size_t *, const size_t 
   throw Error(std::string("enqueueing kernels by name (") + name + ") is for runtime-compiler builds");
 }
 
-std::vector<ImageInfo> Runtime::images() {
-  std::vector<ImageInfo> out;
-  std::string s = KL_BUILD_IMAGES;
-  size_t pos = 0;
-  while (pos < s.size()) {
-    size_t end = s.find(',', pos);
-    if (end == std::string::npos) end = s.size();
-    std::string item = s.substr(pos, end - pos);
-    size_t colon = item.find(':');
-    out.push_back({item.substr(0, colon), colon == std::string::npos ? "" : item.substr(colon + 1), 0});
-    pos = end + 1;
-  }
-  return out;
-}
-std::string Runtime::target() { return KL_BUILD_TARGET; }
-std::string Runtime::toolchain() { return KL_BUILD_TOOLCHAIN; }
 
 namespace launch {
 namespace {

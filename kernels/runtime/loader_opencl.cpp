@@ -1,205 +1,22 @@
-// Runtime for runtime-compiler toolchains (oneapi-pip): the device images are
-// embedded in this library; the loader hands them to the OpenCL backend under
-// SYCL and keeps the first one the device accepts. A native image for an ISA
-// the CPU lacks is refused by clCreateProgramWithBinary (CL_INVALID_BINARY),
-// which is what makes the fallback to the next image safe.
+// The kernel library's runtime for runtime-compiler builds (oneapi-pip): the
+// device image comes from syclforge's fat-binary loader (syclforge/fatbin.hpp:
+// best image first, SYCLFORGE_IMAGE, SYCLFORGE_CPU_ISAS), and the ops are
+// enqueued straight on the OpenCL queue under the SYCL queue.
 #define CL_TARGET_OPENCL_VERSION 300
 #include <CL/cl.h>
 #include <sycl/backend/opencl.hpp>
 
-#include <dlfcn.h>
-
 #include <algorithm>
-#include <cstdio>
-#include <cstdlib>
-#include <map>
-#include <set>
-#include <sstream>
 #include <string>
 
-#include "runtime/embedded.hpp"
 #include "runtime/runtime_impl.hpp"
+#include "syclforge/fatbin.hpp"
 #include "syclforge/kl.hpp"
 
 namespace kl {
 namespace {
 
-// The Intel OpenCL CPU runtime ships next to libOpenCL in the wheel; the ICD
-// file the wheel installs holds a placeholder path, so point the ICD loader
-// at the real library unless the user already chose one. It runs when the
-// library is loaded: SYCL enumerates platforms once, at its first use.
-__attribute__((constructor)) void point_icd_loader_at_cpu_runtime() {
-  if (std::getenv("OCL_ICD_FILENAMES")) return;
-  Dl_info info{};
-  if (!dladdr(reinterpret_cast<void *>(&clGetPlatformIDs), &info) || !info.dli_fname) return;
-  std::string dir = info.dli_fname;
-  dir = dir.substr(0, dir.rfind('/') + 1);
-  std::string icd = dir + "libintelocl.so";
-  if (FILE *f = std::fopen(icd.c_str(), "rb")) {
-    std::fclose(f);
-    setenv("OCL_ICD_FILENAMES", icd.c_str(), 0);
-  }
-}
-
-const char *cl_error_name(cl_int e) {
-  switch (e) {
-  case CL_INVALID_BINARY: return "CL_INVALID_BINARY (the device lacks this ISA)";
-  case CL_BUILD_PROGRAM_FAILURE: return "CL_BUILD_PROGRAM_FAILURE";
-  case CL_INVALID_VALUE: return "CL_INVALID_VALUE";
-  case CL_OUT_OF_HOST_MEMORY: return "CL_OUT_OF_HOST_MEMORY";
-  case CL_INVALID_KERNEL_ARGS: return "CL_INVALID_KERNEL_ARGS";
-  case CL_INVALID_WORK_GROUP_SIZE: return "CL_INVALID_WORK_GROUP_SIZE";
-  case CL_INVALID_ARG_SIZE: return "CL_INVALID_ARG_SIZE";
-  default: return "OpenCL error";
-  }
-}
-
-std::string describe(cl_int e) { return std::string(cl_error_name(e)) + " [" + std::to_string(e) + "]"; }
-
-// Several runtimes of different images in one process, in any order. Intel's
-// CPU runtime (2025.3) decides what it accepts from process-wide state
-// (measured on AVX2 and on AVX-512 CPUs, every order of the images in a fresh
-// process, then every op of each; tests/test_loader_order.py runs them):
-// - CL_CONFIG_CPU_TARGET_ARCH, read when the runtime starts, caps the ISA of
-//   the binaries it accepts; unset, the first native binary loaded lowers it.
-// - Even under that cap, loading a lower-ISA binary narrows what it accepts
-//   next: pinned to skx (AVX-512), after an sse4.2 binary an avx2 one is
-//   refused (CL_INVALID_BINARY) while an avx512 one still loads, and after the
-//   avx512 one the avx2 one loads again.
-// - A SPIR-V program JIT-compiled right after a lower-ISA binary was loaded
-//   computes garbage on AVX2 (it gets that binary's builtins).
-// Loading a binary of the pinned ISA puts both back. So: pin the best ISA
-// this process may use before SYCL starts the runtime, and load the image of
-// that ISA just before building any other image. Never pin an ISA the CPU
-// lacks: the runtime trusts the variable. A user's own value wins.
-// The native images' ISAs, best first: CL_CONFIG_CPU_TARGET_ARCH
-// (toolchains/oneapi-pip.yaml) and floats per vector.
-struct Isa {
-  const char *id, *arch;
-  size_t floats;
-};
-constexpr Isa ISAS[] = {{"avx512", "skx", 16}, {"avx2", "core-avx2", 8}, {"sse4.2", "corei7", 4}};
-const Isa *isa_of(const std::string &id) {
-  for (const Isa &i : ISAS)
-    if (id == i.id) return &i;
-  return nullptr;
-}
-const char *arch_of(const std::string &id) { return isa_of(id) ? isa_of(id)->arch : nullptr; }
-
-// Floats per vector of the code an image runs as (Runtime::Impl::row_lanes):
-// a native image's ISA, or for the SPIR-V one what the device reports, as the
-// CPU runtime compiles it for the host's ISA.
-size_t vector_floats(const std::string &id, cl_device_id dev) {
-  if (const Isa *i = isa_of(id)) return i->floats;
-  cl_uint w = 0;
-  if (clGetDeviceInfo(dev, CL_DEVICE_NATIVE_VECTOR_WIDTH_FLOAT, sizeof w, &w, nullptr) != CL_SUCCESS) w = 0;
-  return w >= 16 ? 16 : w >= 8 ? 8 : 4;
-}
-
-// Whether the CPU itself has the ISA of a native image id (ids of targets.yaml).
-bool cpu_supports(const std::string &id) {
-  __builtin_cpu_init();
-  if (id == "avx512")
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  if (id == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (id == "sse4.2") return __builtin_cpu_supports("sse4.2");
-  return false;
-}
-
-// SYCLFORGE_CPU_ISAS=avx2,sse4.2 makes this process treat the CPU as having
-// only those of its ISAs, so that an AVX-512 machine runs an AVX2 host's path
-// (pin, image choice, refusals) for real. Read once, before the pin.
-struct CpuIsas {
-  std::string value;   // the variable, empty when unset
-  std::string error;   // why it cannot be used (reported by every kl_create)
-  std::set<std::string> listed;
-};
-const CpuIsas &cpu_isas() {
-  static const CpuIsas parsed = [] {
-    CpuIsas c;
-    const char *v = std::getenv("SYCLFORGE_CPU_ISAS");
-    if (!v || !*v) return c;
-    c.value = v;
-    std::string known, item;
-    for (const Isa &i : ISAS) known += std::string(known.empty() ? "" : ", ") + i.id;
-    std::istringstream in(c.value);
-    while (std::getline(in, item, ',')) {
-      item.erase(0, item.find_first_not_of(" \t"));
-      item.erase(item.find_last_not_of(" \t") + 1);
-      if (item.empty()) continue;
-      if (!isa_of(item)) {
-        c.error = "SYCLFORGE_CPU_ISAS=" + c.value + ": unknown ISA '" + item + "' (known: " + known + ")";
-        return c;
-      }
-      c.listed.insert(item);
-    }
-    bool any = false;
-    for (const auto &id : c.listed) any |= cpu_supports(id);
-    if (!any)
-      c.error = "SYCLFORGE_CPU_ISAS=" + c.value + " names no ISA this CPU has (it can lower the set, not raise it;"
-                " known: " + known + ")";
-    return c;
-  }();
-  return parsed;
-}
-
-// Whether this process may use the ISA of a native image id.
-bool cpu_has(const std::string &id) {
-  const CpuIsas &c = cpu_isas();
-  return cpu_supports(id) && (c.value.empty() || c.listed.count(id));
-}
-
-__attribute__((constructor)) void pin_cpu_runtime_isa() {
-  if (!cpu_isas().error.empty()) return; // kl_create reports it
-  for (const Isa &i : ISAS)
-    if (cpu_has(i.id)) {
-      setenv("CL_CONFIG_CPU_TARGET_ARCH", i.arch, 0);
-      return;
-    }
-}
-
-// Loads and drops the embedded native image of the pinned ISA (see above),
-// unless that is the image about to be built.
-void resync_builtins(cl_context ctx, cl_device_id dev, const std::string &next) {
-  const char *pinned = std::getenv("CL_CONFIG_CPU_TARGET_ARCH");
-  if (!pinned) return;
-  for (size_t i = 0; i < kl_embedded_image_count; ++i) {
-    const kl_embedded_image &img = kl_embedded_images[i];
-    const char *arch = arch_of(img.id);
-    if (std::string(img.kind) != "native" || !arch || std::string(arch) != pinned) continue;
-    if (next == img.id) return;
-    cl_int err = CL_SUCCESS, status = CL_SUCCESS;
-    const unsigned char *bin = img.data;
-    size_t size = img.size;
-    cl_program p = clCreateProgramWithBinary(ctx, 1, &dev, &size, &bin, &status, &err);
-    if (err == CL_SUCCESS) {
-      clBuildProgram(p, 1, &dev, "", nullptr, nullptr);
-      clReleaseProgram(p);
-    }
-    return;
-  }
-}
-
-// Why the runtime refused a native image (CL_INVALID_BINARY).
-std::string why_refused(const std::string &id) {
-  std::string base = "CL_INVALID_BINARY [-42]";
-  if (cpu_supports(id) && !cpu_has(id))
-    return base + " (the device lacks this ISA: SYCLFORGE_CPU_ISAS=" + cpu_isas().value + " leaves " + id +
-           " out of this process)";
-  if (cpu_has(id))
-    return base + " (this CPU has " + id +
-           ", but the CPU runtime was started for a lower ISA: CL_CONFIG_CPU_TARGET_ARCH, or the OpenCL CPU"
-           " runtime started before this library was loaded)";
-  return base + " (the device lacks this ISA)";
-}
-
-// One loader at a time in the process: the runtime's state is global.
-std::mutex loader_mutex;
-
-bool is_opencl_cpu(const sycl::device &d) {
-  return d.get_backend() == sycl::backend::opencl && d.is_cpu();
-}
+std::string describe(cl_int e) { return syclforge::describe_cl_error(e); }
 
 } // namespace
 
@@ -207,77 +24,20 @@ Runtime::Runtime() : Runtime(std::string()) {}
 
 Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
   Impl &m = *impl_;
-  sycl::device dev;
-  bool found = false;
-  for (const auto &d : sycl::device::get_devices())
-    if (is_opencl_cpu(d)) { dev = d; found = true; break; }
-  if (!found)
-    throw Error("no OpenCL CPU device found (is intel-opencl-rt installed, and "
-                "OCL_ICD_FILENAMES unset or pointing at libintelocl.so?)");
-  m.q = sycl::queue(dev, m.async_handler(), sycl::property::queue::in_order());
-  cl_context ctx = sycl::get_native<sycl::backend::opencl>(m.q.get_context());
-  cl_device_id cdev = sycl::get_native<sycl::backend::opencl>(dev);
-
-  const char *forced = image.empty() ? std::getenv("SYCLFORGE_IMAGE") : image.c_str();
-  if (forced && !*forced) forced = nullptr;
-  // How errors name the choice: the environment variable, or kl_create's argument.
-  const std::string asked = forced ? (image.empty() ? "SYCLFORGE_IMAGE=" : "image ") + std::string(forced) : "";
-  if (forced) {
-    bool known = false;
-    std::string ids;
-    for (size_t i = 0; i < kl_embedded_image_count; ++i) {
-      known |= std::string(forced) == kl_embedded_images[i].id;
-      ids += (i ? ", " : "") + std::string(kl_embedded_images[i].id);
-    }
-    if (!known)
-      throw Error(asked + ": no such image in this binary (it holds: " + ids + ")");
-  }
-
-  if (!cpu_isas().error.empty()) throw Error(cpu_isas().error);
-  std::lock_guard<std::mutex> lock(loader_mutex);
-  for (size_t i = 0; i < kl_embedded_image_count; ++i) {
-    const kl_embedded_image &img = kl_embedded_images[i];
-    if (forced && std::string(forced) != img.id) continue;
-    cl_int err = CL_SUCCESS;
-    cl_program p;
-    resync_builtins(ctx, cdev, img.id);
-    if (std::string(img.kind) == "portable") {
-      p = clCreateProgramWithIL(ctx, img.data, img.size, &err);
-    } else {
-      cl_int status = CL_SUCCESS;
-      const unsigned char *bin = img.data;
-      size_t size = img.size;
-      p = clCreateProgramWithBinary(ctx, 1, &cdev, &size, &bin, &status, &err);
-      if (err == CL_SUCCESS && status != CL_SUCCESS) err = status;
-    }
-    if (err == CL_SUCCESS) {
-      err = clBuildProgram(p, 1, &cdev, "", nullptr, nullptr);
-      if (err != CL_SUCCESS) clReleaseProgram(p);
-    }
-    if (err != CL_SUCCESS) {
-      std::string why = describe(err);
-      if (err == CL_INVALID_BINARY) why = why_refused(img.id);
-      m.attempts.push_back({img.id, false, why});
-      continue;
-    }
-    m.attempts.push_back({img.id, true, ""});
-    m.program = p;
-    m.image = img.id;
-    m.row_lanes = vector_floats(m.image, cdev);
+  try {
+    sycl::device dev = syclforge::opencl_cpu_device();
+    m.q = sycl::queue(dev, m.async_handler(), sycl::property::queue::in_order());
+    syclforge::Loaded loaded = syclforge::load_image(m.q, image);
+    for (const auto &a : loaded.attempts) m.attempts.push_back({a.image, a.ok, a.why});
+    m.program = loaded.program;
+    m.image = loaded.image;
+    m.row_lanes = loaded.vector_floats;
     m.compute_units = std::max<size_t>(1, dev.get_info<sycl::info::device::max_compute_units>());
-    break;
-  }
-  if (!m.program) {
-    std::string why;
-    for (const auto &a : m.attempts) why += "\n  " + a.image + ": " + a.why;
-    throw Error(std::string(forced ? asked + " cannot run"
-                                   : "no embedded image runs") +
-                " on device \"" + device_name() + "\":" + why);
+  } catch (const syclforge::Error &e) {
+    throw Error(e.what());
   }
   m.native_queue = sycl::get_native<sycl::backend::opencl>(m.q); // retained; released by ~Runtime
   m.finish_native = [&m] { clFinish(static_cast<cl_command_queue>(m.native_queue)); };
-  if (const char *v = std::getenv("SYCLFORGE_VERBOSE"); v && *v && std::string(v) != "0")
-    std::fprintf(stderr, "syclforge: device=\"%s\" image=%s\n", device_name().c_str(), m.image.c_str());
 }
 
 Runtime::~Runtime() {
@@ -341,13 +101,5 @@ void Runtime::Impl::enqueue(const char *name, int dims, const size_t *global, co
   if (err != CL_SUCCESS) throw Error(std::string(name) + ": enqueue failed: " + describe(err));
 }
 
-std::vector<ImageInfo> Runtime::images() {
-  std::vector<ImageInfo> out;
-  for (size_t i = 0; i < kl_embedded_image_count; ++i)
-    out.push_back({kl_embedded_images[i].id, kl_embedded_images[i].kind, kl_embedded_images[i].size});
-  return out;
-}
-std::string Runtime::target() { return kl_build_target; }
-std::string Runtime::toolchain() { return kl_build_toolchain; }
 
 } // namespace kl

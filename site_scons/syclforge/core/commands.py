@@ -88,11 +88,22 @@ def device_flags(det, target, *, images=None):
     return _device_words(det, target, images, "link")
 
 
+def compile_flags(det, target, *, images=None):
+    """The family's compile flags and device flags for target (what a
+    builder adds to CXXFLAGS with the driver as CXX)."""
+    _check(det)
+    return [*det.family.data["flags"].get("compile", []), *_device_words(det, target, images, "compile")]
+
+
+def link_flags(det, target, *, images=None):
+    """The device flags and the family's link flags (LINKFLAGS)."""
+    _check(det)
+    return [*_device_words(det, target, images, "link"), *det.family.data["flags"].get("link", [])]
+
+
 def compile_command(det, target, src, obj, *, includes=(), defines=(), extra=(), images=None):
     """argv compiling one source file to an object holding device code for target."""
-    _check(det)
-    flags = det.family.data["flags"]
-    return ([det.path, *flags.get("compile", []), *_device_words(det, target, images, "compile"),
+    return ([det.path, *compile_flags(det, target, images=images),
              *[f"-I{i}" for i in includes], *[f"-D{d}" for d in defines], *map(str, extra),
              "-c", str(src), "-o", str(obj)])
 
@@ -100,10 +111,7 @@ def compile_command(det, target, src, obj, *, includes=(), defines=(), extra=(),
 def link_command(det, target, objs, out, *, shared=False, libdirs=(), libs=(), rpaths=(),
                  extra=(), images=None):
     """argv linking objects into the fat binary (or shared library) for target."""
-    _check(det)
-    flags = det.family.data["flags"]
-    return ([det.path, *(["-shared"] if shared else []),
-             *_device_words(det, target, images, "link"), *flags.get("link", []),
+    return ([det.path, *(["-shared"] if shared else []), *link_flags(det, target, images=images),
              *map(str, objs), "-o", str(out),
              *[f"-L{d}" for d in libdirs], *[f"-Wl,-rpath,{r}" for r in rpaths],
              *[f"-l{lib}" for lib in libs], *map(str, extra)])

@@ -1,6 +1,6 @@
 """SCons glue for release bundles: env.SyclforgeBundle() gathers what one
-target's build made and hands it to syclforge.bundle.make_bundle (the logic,
-unit-tested there). Used by `scons release` (SConstruct).
+target's build made and hands it to syclforge.release.bundle.make_bundle
+(the logic, unit-tested there). Used by Project.release (`scons release`).
 """
 import json
 import os
@@ -9,6 +9,7 @@ from SCons.Script import Action, Dir, File, Value
 from SCons.Subst import SUBST_SIG
 
 from syclforge.release import bundle
+from syclforge.scons import paths
 
 
 def _model_dirs(models_dir):
@@ -29,19 +30,20 @@ def _headers(include_dir):
     return out
 
 
-def _embedded_images(lib_node):
-    """[((id, kind), image node)] from the step that embedded the images in
-    the library (the node built with SF_IMAGE_KINDS), or None."""
-    stack, seen = [lib_node], set()
+def _embedded_images(nodes):
+    """[(id, kind, image node or None)] from the step that wrote a binary's
+    image table (the node built with SF_IMAGE_TABLE), or None."""
+    stack, seen = list(nodes), set()
     while stack:
         node = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
         if node.has_builder():
-            kinds = node.get_build_env().get("SF_IMAGE_KINDS")
-            if kinds:
-                return list(zip(kinds, node.sources))
+            entries = node.get_build_env().get("SF_IMAGE_TABLE")
+            if entries is not None:
+                files = list(node.sources)
+                return [(i, k, files.pop(0) if embedded else None) for i, k, embedded in entries]
             stack.extend(node.sources)
     return None
 
@@ -50,10 +52,10 @@ def _bundle_action(target, source, env):
     spec = dict(env["SF_BUNDLE_SPEC"])
     det = env["SF_DET"]
     image_env = env.get("SF_IMAGE_ENV") or {}
-    found = _embedded_images(File(spec.pop("library_node")))
+    found = _embedded_images([File(p) for p in spec.pop("binary_nodes")])
     images = []
-    if found is not None:
-        for (img_id, kind), node in found:
+    if found is not None and any(node is not None for _, _, node in found):
+        for img_id, kind, node in found:
             arch = ",".join(str(v) for v in (image_env.get(img_id) or {}).values()) or None
             images.append({"id": img_id, "kind": kind, "arch": arch, "file": node.abspath})
     else:
@@ -65,7 +67,8 @@ def _bundle_action(target, source, env):
     return 0
 
 
-def SyclforgeBundle(env, library, programs, *, headers, models, git, source_date_epoch):
+def SyclforgeBundle(env, libraries, programs, *, headers=None, models=None, name, version, git,
+                    source_date_epoch):
     """dist/<name>-<version>-<target>.tar.gz for this env's target."""
     det, target = env["SF_DET"], env["SF_TARGET"]
     top = Dir("#").abspath
@@ -75,7 +78,7 @@ def SyclforgeBundle(env, library, programs, *, headers, models, git, source_date
         stand_ins[os.path.abspath(prefix)] = det.name
         stand_ins[os.path.realpath(prefix)] = det.name
     strip = lambda text: bundle.strip_build_paths(text, stand_ins)
-    lib = library[0]
+    libs = env.Flatten(libraries)
     progs = env.Flatten(programs)
     link_env = progs[0].get_build_env() if progs and progs[0].has_builder() else env
     flags = {
@@ -87,9 +90,8 @@ def SyclforgeBundle(env, library, programs, *, headers, models, git, source_date
         "link": [f for f in strip(link_env.subst("$LINKFLAGS", SUBST_SIG)).split()
                  if not f.startswith("-Wl,-rpath")],
     }
-    include_dir = Dir(headers).srcnode().abspath
-    model_dirs = _model_dirs(Dir(models).srcnode().abspath)
-    header_files = _headers(include_dir)
+    header_files = _headers(Dir(headers).srcnode().abspath) if headers else []
+    model_dirs = _model_dirs(Dir(models).srcnode().abspath) if models else []
     spec = {
         "target": {"name": target.name, "description": target.description,
                    "vendor": target.vendor, "device": target.device},
@@ -98,25 +100,27 @@ def SyclforgeBundle(env, library, programs, *, headers, models, git, source_date
                                          "version": det.info.get("host_version")}
                                         if det.info.get("host_family") else None)},
         "programs": [p.abspath for p in progs],
-        "libraries": [lib.abspath],
+        "libraries": [lib.abspath for lib in libs],
         "headers": header_files,
         "models": model_dirs,
         "flags": flags,
         "source_date_epoch": source_date_epoch,
         "git": git,
         "forbidden": sorted(stand_ins),
-        "library_node": lib.abspath,
+        "binary_nodes": [n.abspath for n in libs + progs],
+        "name": name,
+        "version": version,
     }
-    name = bundle.bundle_name(target.name)
+    name = bundle.bundle_name(target.name, version, name)
     # The spec (with SOURCE_DATE_EPOCH and the git revision) is part of the
     # bundle's signature: a new commit or epoch makes a new archive.
     stamp = Value(json.dumps({k: v for k, v in spec.items() if k != "forbidden"}, sort_keys=True,
                              default=str).replace(top, "."))
-    sources = [lib] + progs + [File(h) for h, _ in header_files] + \
+    sources = libs + progs + [File(h) for h, _ in header_files] + \
         [File(f) for _, files in model_dirs for f in files]
     node = env.Command(f"#dist/{name}.tar.gz", sources, Action(_bundle_action, "$SF_BUNDLESTR"),
                        SF_BUNDLE_SPEC=spec)
-    env.Depends(node, [stamp] + [File(f"#site_scons/syclforge/{m}.py")
+    env.Depends(node, [stamp] + [File(os.path.join(paths.PACKAGE, f"{m}.py"))
                                  for m in ("release/bundle", "release/sbom", "release/elf", "__init__")])
     return node
 
@@ -127,4 +131,4 @@ def generate(env):
 
 
 def exists(env):
-    return True
+    return True   # plain Python: nothing to detect

@@ -1,88 +1,55 @@
-"""SCons tool for single-source SYCL families (icpx, intel/llvm clang, acpp).
+"""SCons tool for single-source SYCL families (icpx, intel/llvm clang, acpp), on sf_common.
 
 The compiler driver builds host and device code together and embeds one
-device image per arch in the objects; the command lines come from the
-family's description in toolchains/ through syclforge.commands.
+device image per arch in the objects, so every source builds as SCons
+builds any C++ (CPPPATH, CPPDEFINES, CXXFLAGS, LIBS, ... and the C scanner
+as usual) with $CXX set to the driver and the device flags of the family's
+description in toolchains/ (syclforge.core.commands). Device sources need
+no other treatment: device=[...] only adds them to the binary, with a table
+of the images the driver embedded (syclforge/fatbin.hpp reads it).
 """
-import os
-import shlex
-
-from SCons.Script import Action, Dir, File
-
 from syclforge.core import commands
+from syclforge.scons import paths
 
 
-def _configure(env, det, target, out, images):
-    env["SF_OUT"] = out
-    env["SF_TARGET"] = target
-    env["SF_DET"] = det
-    env["SF_IMAGES"] = list(images)
-    kinds = {i.id: i.kind for i in target.images}
-    # What the binary really holds (a family may hold fewer than the target lists).
-    images = ",".join(f"{i}:{kinds[i]}" for i in images)
-    env["SF_DEFINES"] = [f'KL_BUILD_TARGET="{target.name}"', f'KL_BUILD_TOOLCHAIN="{det.name}"',
-                         f'KL_BUILD_IMAGES="{images}"']
+def _configure_family(env, det, target):
+    images = env["SF_IMAGES"]
+    env["CXX"] = det.path
+    env["LINK"] = det.path
+    env["SHLINK"] = det.path
+    env.Append(CXXFLAGS=commands.compile_flags(det, target, images=images),
+               LINKFLAGS=commands.link_flags(det, target, images=images),
+               SHLINKFLAGS=commands.link_flags(det, target, images=images),
+               LIBPATH=["$SF_OUT/lib"])
 
 
-def _cmd(argv):
-    return " ".join(shlex.quote(a) for a in argv)
 
-
-def _compile(env, obj, src, extra=()):
-    det, target = env["SF_DET"], env["SF_TARGET"]
-    includes = [Dir("#kernels").abspath, Dir("#kernels/include").abspath]
-    tmp = str(obj) + ".tmp"
-    argv = commands.compile_command(det, target, File(src).srcnode().abspath, tmp,
-                                    includes=includes, defines=env["SF_DEFINES"], extra=extra,
-                                    images=env["SF_IMAGES"])
-    action = Action(_cmd(argv) + f" && mv -f {shlex.quote(tmp)} $TARGET", "$SF_SYCLCXXSTR")
-    node = env.Command(obj, src, action)
-    return node
-
-
-def _link(env, out, objs, *, shared=False, libs=(), libdirs=(), rpaths=()):
-    det, target = env["SF_DET"], env["SF_TARGET"]
-    tmp = str(File(out).abspath) + ".tmp"
-    argv = commands.link_command(det, target, [File(o).abspath for o in objs], tmp, shared=shared,
-                                 libdirs=libdirs, libs=libs, rpaths=rpaths, images=env["SF_IMAGES"])
-    return env.Command(out, objs, Action(_cmd(argv).replace("$", "$$") + f" && mv -f {shlex.quote(tmp)} $TARGET",
-                                         "$SF_SYCLLINKSTR"))
-
-
-def SyclKernelLibrary(env, name, *, ops_headers, free_function_kernels, free_function_host,
-                      lambda_sources, common):
-    out = Dir(env["SF_OUT"])
-    objs = []
-    for src in list(common) + list(lambda_sources):
-        base = os.path.splitext(str(src))[0].replace("/", "_")
-        objs += _compile(env, out.Dir("obj").File(base + ".o"), src, extra=["-fPIC"])
-        env.Depends(objs[-1], list(ops_headers))
-    return _link(env, out.Dir("lib").File(f"lib{name}.so"), objs, shared=True)
-
-
-def SyclProgram(env, name, sources, library):
-    out = Dir(env["SF_OUT"])
-    objs = []
-    for src in sources:
-        base = os.path.splitext(os.path.basename(str(src)))[0]
-        objs += _compile(env, out.Dir("obj").Dir("apps").File(base + ".o"), src)
-    lib = library[0]
-    prog = _link(env, out.Dir("bin").File(name), objs, libdirs=[lib.dir.abspath],
-                 libs=[name_of(lib)], rpaths=["$ORIGIN/../lib"])
-    env.Depends(prog, library)
-    return prog
-
-
-def name_of(lib):
-    base = os.path.basename(str(lib))
-    return base[3:-3] if base.startswith("lib") and base.endswith(".so") else base
+def _device_objects(env, name, device, shared, overrides):
+    if not device:
+        return [], {}
+    objs = env.SfObjects(device, shared, overrides)
+    kinds = {i.id: i.kind for i in env["SF_TARGET"].images}
+    table = env.SfImageTable(name, [(i, kinds[i], False) for i in env["SF_IMAGES"]], [])
+    renv = env.Clone()
+    renv.Append(CPPPATH=[env.SfRelTop(paths.RUNTIME)])
+    build = renv.SharedObject if shared else renv.Object
+    suffix = ".os" if shared else ".o"
+    out = env.Dir(env["SF_OUT"]).Dir("obj").Dir("syclforge")
+    objs += build(out.File(f"{name}.images{suffix}"), table)
+    objs += build(out.File(f"{name}.info{suffix}"), env.File(paths.RUNTIME + "/info.cpp"))
+    return objs, {}
 
 
 def generate(env):
-    env.AddMethod(_configure, "SyclforgeConfigure")
-    env.AddMethod(SyclKernelLibrary, "SyclKernelLibrary")
-    env.AddMethod(SyclProgram, "SyclProgram")
+    env.Tool("sf_common", toolpath=[paths.TOOLS])
+    env.AddMethod(_configure_family, "SyclforgeConfigureFamily")
+    env.AddMethod(_device_objects, "SyclforgeDeviceObjects")
+    # Programs find the target's libraries in ../lib wherever they are copied.
+    env.AddMethod(lambda env, out_dir: ["-Wl,-rpath,'$$ORIGIN/../lib'"], "SyclforgeRpaths")
 
 
 def exists(env):
-    return True
+    """True when a single-source family is installed and usable here."""
+    from syclforge import cli
+    families = cli.load_families(env.Dir("#").abspath)
+    return any(d.available and d.family.kind == "single-source" for d in cli.detect(families))
