@@ -1,7 +1,9 @@
-"""`scons numerics` (site_scons/syclforge/numerics.py): every kernel case and
-the mini-LLM on every cpu-x86 image this CPU runs, against float64 and
-against each other; a perturbed result is caught and named; reports of other
-machines merge into one matrix; bad reports are clear errors."""
+"""`scons numerics`: the generic engine (site_scons/syclforge/numerics.py)
+with this repository's plugin (kernels/python/numerics_plugin.py): every
+kernel case and the mini-LLM on every cpu-x86 image this CPU runs, against
+float64 and against each other; a perturbed result is caught and named;
+reports of other machines merge into one matrix; bad reports are clear
+errors."""
 import json
 import shutil
 import sys
@@ -22,6 +24,7 @@ OUT = REPO / "build" / "numerics"
 RUNNABLE = set(cpu_isas()) | {"spirv"}
 MODEL_OPS = {"model_tokens", "model_logits"}
 FIELDS = {"op", "shape", "target", "toolchain", "device", "image", "metric", "value", "threshold", "pass"}
+PLUGIN = numerics.load_plugin(REPO / "kernels" / "python" / "numerics_plugin.py")
 
 
 # --------------------------------------------------------------------------
@@ -115,6 +118,7 @@ def test_numerics_prints_the_table_and_draws_the_picture(scons_numerics):
 
 def test_thresholds_are_those_of_tolerances_yaml(scons_numerics):
     _, rep = scons_numerics
+    assert rep["plugin"] == "kernels/python/numerics_plugin.py" and rep["tolerances"] == "kernels/tolerances.yaml"
     ref = {(r["op"], r["case"], r["image"]): r for r in rep["comparisons"] if r["kind"] == "reference"}
     for r in rep["comparisons"]:
         if r["kind"] == "determinism":
@@ -128,8 +132,8 @@ def test_thresholds_are_those_of_tolerances_yaml(scons_numerics):
 # Violations, merging, errors (kernels only: fast)
 
 def _spec(images):
-    return [{"target": "cpu-x86", "toolchain": "oneapi-pip", "images": images, "minillm": None,
-             "lib": str(REPO / "build" / "cpu-x86" / "lib" / "libsyclforge_kl.so")}]
+    return [{"target": "cpu-x86", "toolchain": "oneapi-pip", "images": images,
+             "files": {"lib": str(REPO / "build" / "cpu-x86" / "lib" / "libsyclforge_kl.so")}}]
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +141,9 @@ def two_runs(tmp_path_factory, scons_numerics):
     """Two 'machines': a good one, and one whose spirv gelu_erf is perturbed."""
     base = tmp_path_factory.mktemp("numerics")
     quiet = lambda msg: None  # noqa: E731
-    good = numerics.run_local(REPO, _spec(["sse4.2", "spirv"]), base / "good", runner="ci:a", log=quiet)
-    bad = numerics.run_local(REPO, _spec(["sse4.2", "spirv"]), base / "bad", runner="ci:b",
+    good = numerics.run_local(REPO, _spec(["sse4.2", "spirv"]), base / "good", plugin=PLUGIN, runner="ci:a",
+                              log=quiet)
+    bad = numerics.run_local(REPO, _spec(["sse4.2", "spirv"]), base / "bad", plugin=PLUGIN, runner="ci:b",
                              perturb="gelu_erf@spirv", log=quiet)
     return base, good, bad
 
@@ -160,7 +165,8 @@ def test_a_perturbed_result_is_caught_and_named(two_runs):
 
 def test_merge_compares_devices_of_different_machines(two_runs, tmp_path):
     base, _, _ = two_runs
-    merged = numerics.merge(REPO, tmp_path / "out", [base / "good", base / "bad" / "report.json"], log=lambda m: None)
+    merged = numerics.merge(REPO, tmp_path / "out", [base / "good", base / "bad" / "report.json"], plugin=PLUGIN,
+                            log=lambda m: None)
     keys = {(d["runner"], d["image"]) for d in merged["devices"]}
     assert keys == {("ci:a", "sse4.2"), ("ci:a", "spirv"), ("ci:b", "sse4.2"), ("ci:b", "spirv")}
     across = [r for r in merged["comparisons"] if r["kind"] == "pairwise" and r["runner"] != r["other"]["runner"]]
@@ -230,7 +236,8 @@ def test_bad_reports_are_named_and_leave_the_report_as_it_was(two_runs, tmp_path
 def test_an_image_this_machine_cannot_run_is_unreachable_not_a_pass(tmp_path, monkeypatch):
     # As an SSE4.2 host wherever the CPU has more (SYCLFORGE_CPU_ISAS): never a skip.
     monkeypatch.setenv("SYCLFORGE_CPU_ISAS", "sse4.2")
-    rep = numerics.run_local(REPO, _spec(["avx512"]), tmp_path / "o", runner="ci:a", log=lambda m: None)
+    rep = numerics.run_local(REPO, _spec(["avx512"]), tmp_path / "o", plugin=PLUGIN, runner="ci:a",
+                             log=lambda m: None)
     (d,) = rep["devices"]
     assert d["status"] == "unreachable" and "lacks this ISA" in d["reason"]
     assert rep["violations"] and rep["violations"][0].startswith("no device image ran")
