@@ -1,4 +1,5 @@
-"""One device image's part of `scons numerics` (site_scons/syclforge/numerics.py).
+"""One device image's part of `scons numerics`: numerics_plugin.py runs it for
+syclforge's numerics engine (site_scons/syclforge/numerics.py).
 
     python numerics_worker.py --lib LIB --image ID --out OUT.npz
 

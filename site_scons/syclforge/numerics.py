@@ -1,38 +1,84 @@
-"""Cross-device numerics (`scons numerics`): every kernel case
-(kernels/python/cases.py) and the mini-LLM on every device image this
-machine can run, each against the float64 reference and against each other.
+"""Cross-device numerics (`scons numerics`): every case a client project
+declares, run on every device image this machine can run, each compared with
+the client's reference, with every other device and with itself.
 
-Plain Python, no SCons. The matrix is data: one row per (runner, target,
-toolchain, device, image) that the built targets offer (resolve.py's images
-of each target), so a new toolchain, image or device joins it by being
-built. Each image runs in its own process (kernels/python/numerics_worker.py
-and minillm with SYCLFORGE_IMAGE), twice, so that determinism is checked
-too. An image the machine cannot run is reported as unreachable, not as a
-failure.
+Plain Python, no SCons, and nothing of the client: the engine owns the
+matrix and the comparisons; a plugin module of the client (a file, loaded
+with load_plugin) owns what runs and how close it must come. The matrix is
+data: one row per (runner, target, toolchain, device, image) that the built
+targets offer, so a new toolchain, image or device joins it by being built.
+An image the machine cannot run is reported as unreachable, not as a failure.
 
-Every comparison's metric and threshold come from kernels/tolerances.yaml
-through kernels/python/tolerance.py (one place); this module only decides
-what is compared with what:
+What is compared with what (the engine's part):
 
-  reference    a device's output against the float64 reference
-  pairwise     two devices' outputs against each other (threshold x factor;
-               bits_differ counts the elements they do not share bit for bit)
-  determinism  the same device and image twice, bit for bit
+  reference    a device's output against the plugin's reference
+  pairwise     two devices' outputs against each other (the plugin's check
+               with pairwise=True; bits_differ counts the elements they do
+               not share bit for bit)
+  determinism  the same device and image twice, bit for bit (the device
+               record's "nondeterministic" list)
 
-Outputs in build/numerics/ (written to a staging folder and swapped in
-whole, so a failed run never leaves half a report): report.json (every
-comparison), table.txt (what the terminal shows), report.png (a heatmap,
-when matplotlib is installed) and outputs-<device>.npz (every raw output,
-so that `merge` can compare devices of other machines pairwise).
+The plugin contract. A plugin is a Python file defining:
+
+  TOLERANCES   optional: a string recorded in the report as "tolerances"
+               (where the plugin's metrics and thresholds are declared).
+
+  run_image(spec, image, npz_path, *, perturb, python, log) -> dict
+      Run one image of one spec (the dict given to run_local, its "files"
+      the client's built artifacts, untouched), in its own process(es),
+      twice; write every output into npz_path (a .npz file, which the
+      engine keeps and hands back to cases); return the device record:
+        {"status": "ran", "device": NAME,
+         "image": ID, "toolchain": NAME,    (as the run reports them; default the spec's)
+         "nondeterministic": [case ids not bit-identical the second time],
+         ...whatever per-case bookkeeping the cases read back}
+        {"status": "unreachable", "reason": TEXT}   this machine cannot run it
+        {"status": "failed", "reason": TEXT}        it should have run and did not
+      The engine adds runner, target and "outputs" (npz_path's name); a
+      "ran" without npz_path, or a record without a status, is "failed".
+      perturb is "" or what the user asked to perturb for this image (the
+      WHAT of SYCLFORGE_NUMERICS_PERTURB=WHAT or WHAT@IMAGE): the plugin's
+      own way of proving that a violation is caught. python: the
+      interpreter for worker processes. log: one line of progress.
+
+  cases() -> iterable of case objects, each with
+      .id      unique text (the report's "case"; the key of the device
+               record's "nondeterministic")
+      .op      what the case exercises (the default op of its rows)
+      .label   its shape, as people read it (the report's "shape")
+      .output(npz, device) -> the device's output for this case, read from
+               its npz (numpy.load of npz_path) and record; None when the
+               device did not run this case (no row); raise
+               NoOutput(reason, metric="error", op=None) when it should have
+               and has none (an error, or computed on other inputs): one
+               failed row naming the reason.
+      .reference() -> what every device's output is checked against
+               (called once, only when some device has an output).
+      .check(got, want, pairwise=False) -> list of Check: got against want
+               (the reference, or with pairwise=True another device's
+               output). One Check per row; a case may give several (one per
+               op it covers). Check.compared is the pair of arrays whose
+               bits a pairwise row counts; left None, (got, want) are.
+
+Outputs in the out folder (written to a staging folder and swapped in whole,
+so a failed run never leaves half a report): report.json (every comparison,
+and the plugin's path relative to the top), table.txt (what the terminal
+shows), report.png (a heatmap, when matplotlib is installed) and the outputs'
+npz files (every raw output, so that `merge` can compare devices of other
+machines pairwise). The command line merges reports without SCons:
+
+    python -m syclforge.numerics merge DIR... [--out DIR] [--plugin PATH]
 """
+import importlib.util
 import json
 import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import time
+from dataclasses import dataclass
+from hashlib import sha1
 from itertools import combinations
 from pathlib import Path
 
@@ -41,11 +87,8 @@ import numpy as np
 from syclforge.errors import SyclforgeError
 
 SCHEMA = "syclforge-numerics/1"
-# The model's fixed prompts and how many greedy tokens each generates.
-PROMPTS = ("The ", "Q: What is the meaning of life?\nA:")
-MODEL_TOKENS = 16
-MODEL_DIR = "models/tiny-fortunes"
 KEY_FIELDS = ("runner", "target", "toolchain", "device", "image")
+STATUSES = ("ran", "unreachable", "failed")
 
 
 def _log(msg):
@@ -65,119 +108,125 @@ def _slug(*parts):
     return re.sub(r"[^A-Za-z0-9._-]+", "_", "-".join(parts)).strip("_")
 
 
-def _modules(top):
-    """cases, tolerance and the two references, imported from the tree."""
-    for p in (str(Path(top, "kernels", "python")), str(top)):
-        if p not in sys.path:
-            sys.path.insert(0, p)
-    import cases
-    import tolerance
-    from models import reference as model_reference
-    return cases, tolerance, model_reference
+# --------------------------------------------------------------------------
+# The plugin
+
+class NoOutput(Exception):
+    """Raised by a case's output(): the device should have an output for the
+    case and has none. One failed row: op (default the case's), metric
+    ("error", or e.g. "inputs"), value Inf, the reason as its worst."""
+
+    def __init__(self, reason, metric="error", op=None):
+        super().__init__(reason)
+        self.reason, self.metric, self.op = str(reason), metric, op
+
+
+@dataclass
+class Check:
+    """One comparison a case's check() made: a row of the report."""
+    op: str
+    metric: str
+    value: float            # the metric; <= threshold passes (with ok)
+    threshold: float
+    ok: bool
+    worst: str = ""         # where it was worst, as text
+    compared: tuple = None  # (a, b): the arrays a pairwise row counts bits_differ of
+
+
+def load_plugin(path):
+    """Import the plugin file at path as a module of its own (a name made
+    from the resolved path, so two plugins never collide). Errors name the
+    file."""
+    path = Path(path)
+    if not path.is_file():
+        raise SyclforgeError(f"{path}: no such numerics plugin (a Python file defining run_image() "
+                             "and cases())")
+    resolved = path.resolve()
+    name = f"syclforge_numerics_plugin_{_slug(resolved.stem)}_{sha1(str(resolved).encode()).hexdigest()[:10]}"
+    spec = importlib.util.spec_from_file_location(name, resolved)
+    if spec is None or spec.loader is None:
+        raise SyclforgeError(f"{path}: cannot be imported as a numerics plugin (not a .py file?)")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyclforgeError:
+        sys.modules.pop(name, None)
+        raise
+    except Exception as e:
+        sys.modules.pop(name, None)
+        raise SyclforgeError(f"{path}: the numerics plugin failed to import: {type(e).__name__}: {e}") from e
+    missing = [f for f in ("run_image", "cases") if not callable(getattr(module, f, None))]
+    if missing:
+        sys.modules.pop(name, None)
+        raise SyclforgeError(f"{path}: not a numerics plugin: it defines no "
+                             + " and no ".join(f"{f}()" for f in missing))
+    return module
+
+
+def _plugin_path(top, plugin):
+    """The plugin's file relative to top (as the report records it)."""
+    return Path(os.path.relpath(Path(plugin.__file__).resolve(), Path(top).resolve())).as_posix()
 
 
 # --------------------------------------------------------------------------
 # Running one machine's matrix
 
-def run_local(top, specs, out_dir, *, runner=None, perturb="", python=None, log=_log):
-    """Run every image of every spec (dicts: target, toolchain, lib, minillm,
-    images), evaluate, and write the report into out_dir. Returns the report.
+def run_local(top, specs, out_dir, *, plugin, runner=None, perturb="", python=None, log=_log):
+    """Run every image of every spec (dicts: target, toolchain, images, and
+    files: the client's built artifacts, which only the plugin reads) with
+    the plugin's run_image, evaluate, and write the report into out_dir.
+    Returns the report.
 
-    perturb: 'OP' or 'OP@IMAGE', passed to the worker (the harness's test)."""
+    perturb: 'WHAT' or 'WHAT@IMAGE': WHAT is passed to run_image for every
+    image, or for IMAGE only (the harness's own test)."""
     top, out_dir = Path(top), Path(out_dir)
     runner = runner or default_runner()
     python = python or sys.executable
-    worker = top / "kernels" / "python" / "numerics_worker.py"
     staging = _staging(out_dir)
     try:
-        return _run_local(top, specs, out_dir, staging, runner, perturb, python, worker, log)
+        return _run_local(top, specs, out_dir, staging, plugin, runner, perturb, python, log)
     except BaseException:       # interrupted or broken: no half-written report
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _run_local(top, specs, out_dir, staging, runner, perturb, python, worker, log):
-    n_cases = len(_modules(top)[0].CASES)
+def _run_local(top, specs, out_dir, staging, plugin, runner, perturb, python, log):
     devices = []
     t0 = time.monotonic()
+    p_what, _, p_image = perturb.partition("@")
     for spec in specs:
         for image in spec["images"]:
             where = f"{spec['target']} {image}"
-            log(f"numerics: {where}: kernels ({n_cases} cases, twice)")
             out_name = f"outputs-{_slug(runner, spec['target'], spec['toolchain'], image)}.npz"
-            cmd = [python, str(worker), "--lib", str(spec["lib"]), "--image", image,
-                   "--out", str(staging / out_name)]
-            p_op, _, p_image = perturb.partition("@")
-            if p_op and p_image in ("", image):
-                cmd += ["--perturb", p_op]
             base = {"runner": runner, "target": spec["target"], "toolchain": spec["toolchain"],
                     "device": "", "image": image}
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
-            meta = _last_json(proc.stdout)
-            if proc.returncode == 3 and meta and "unreachable" in meta:
-                reason = meta["unreachable"].splitlines()[-1].strip()
-                log(f"numerics: {where}: unreachable here ({reason})")
-                devices.append(dict(base, status="unreachable", reason=reason))
-                continue
-            if proc.returncode != 0 or not meta:
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-                devices.append(dict(base, status="failed",
-                                    reason=f"numerics_worker exited {proc.returncode}: " + " | ".join(tail)))
-                log(f"numerics: {where}: FAILED ({devices[-1]['reason']})")
-                continue
-            dev = dict(base, device=meta["device"], image=meta["image"], toolchain=meta["toolchain"],
-                       status="ran", outputs=out_name, digests=meta["digests"], keys=meta["keys"],
-                       nondeterministic=meta["nondeterministic"], errors=meta["errors"])
-            if spec.get("minillm") and Path(spec["minillm"]).exists():
-                log(f"numerics: {where}: model ({len(PROMPTS)} prompts x {MODEL_TOKENS} tokens, twice)")
-                _run_model(top, spec["minillm"], image, staging / out_name, dev)
-            devices.append(dev)
+            rec = plugin.run_image(spec, image, staging / out_name,
+                                   perturb=p_what if p_what and p_image in ("", image) else "",
+                                   python=python, log=log)
+            status = rec.get("status") if isinstance(rec, dict) else None
+            if status == "ran" and not (staging / out_name).is_file():
+                status, rec = "failed", {"reason": f"the numerics plugin wrote no {out_name}"}
+            elif status not in STATUSES:
+                status, rec = "failed", {"reason": f"the numerics plugin's run_image returned no status "
+                                                   f"({', '.join(STATUSES)}): {rec!r}"[:500]}
+            if status in ("unreachable", "failed"):
+                reason = str(rec.get("reason") or "the numerics plugin gave no reason")
+                devices.append(dict(base, status=status, reason=reason))
+                log(f"numerics: {where}: " + (f"unreachable here ({reason})" if status == "unreachable"
+                                              else f"FAILED ({reason})"))
+            else:
+                extra = {k: v for k, v in rec.items() if k not in KEY_FIELDS and k not in ("status", "outputs")}
+                extra.setdefault("nondeterministic", [])
+                devices.append(dict(base, device=rec.get("device", ""), image=rec.get("image", image),
+                                    toolchain=rec.get("toolchain", spec["toolchain"]), status="ran",
+                                    outputs=out_name, **extra))
     log(f"numerics: ran {sum(d['status'] == 'ran' for d in devices)} device image(s) "
         f"in {time.monotonic() - t0:.0f} s; comparing")
-    report = evaluate(top, devices, staging, log=log)
+    report = evaluate(devices, staging, plugin=plugin)
     report["sources"] = [{"runner": runner, "kind": "local"}]
-    _finish(top, report, staging, out_dir, log)
+    _finish(top, report, staging, out_dir, plugin, log)
     return report
-
-
-def _last_json(text):
-    for line in reversed((text or "").strip().splitlines()):
-        try:
-            return json.loads(line)
-        except ValueError:
-            continue
-    return None
-
-
-def _run_model(top, minillm, image, npz_path, dev):
-    """minillm --dump-logits for each prompt, twice; outputs added to the npz."""
-    model = Path(top, MODEL_DIR)
-    arrays = dict(np.load(npz_path))
-    dev["model"] = {"dir": MODEL_DIR, "errors": {}}
-    env = dict(os.environ, SYCLFORGE_IMAGE=image)
-    for i, prompt in enumerate(PROMPTS):
-        runs = []
-        for rep in range(2):
-            dump = npz_path.with_name(f"{npz_path.stem}-logits{i}-{rep}.f32")
-            cmd = [str(minillm), "-m", str(model), "-p", prompt, "-n", str(MODEL_TOKENS), "--temp", "0",
-                   "--json", "--dump-logits", str(dump)]
-            proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
-            if proc.returncode != 0:
-                dev["model"]["errors"][f"prompt{i}"] = proc.stderr.strip()[-500:]
-                break
-            out = json.loads(proc.stdout)
-            logits = np.fromfile(dump, dtype=np.float32)
-            dump.unlink()
-            runs.append((np.asarray(out["tokens"], np.int64), logits))
-        if len(runs) < 2:
-            continue
-        (t1, l1), (t2, l2) = runs
-        if _bits_differ(t1, t2) != 0 or _bits_differ(l1, l2) != 0:
-            dev["nondeterministic"].append(f"model[prompt{i}]")
-        arrays[f"model{i}_tokens"], arrays[f"model{i}_logits"] = t1, l1
-    tmp = npz_path.with_name(npz_path.stem + ".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, npz_path)
 
 
 # --------------------------------------------------------------------------
@@ -198,14 +247,10 @@ def ratio(value, threshold):
     return 0.0 if value == 0 else float("inf")
 
 
-def _worst(res):
-    return ", ".join(f"{k}={v}" for k, v in res.worst.items()) if res.worst else ""
-
-
-def evaluate(top, devices, folder, log=_log):
+def evaluate(devices, folder, *, plugin):
     """Every comparison over the devices that ran, their outputs read from
-    folder. Returns the report dict (without sources)."""
-    cases, tolerance, model_reference = _modules(top)
+    folder, for every case of the plugin. Returns the report dict (without
+    sources)."""
     ran = [d for d in devices if d["status"] == "ran"]
     outputs = {device_key(d): np.load(Path(folder, d["outputs"])) for d in ran}
     rows = []
@@ -221,62 +266,36 @@ def evaluate(top, devices, folder, log=_log):
         rows.append(r)
         return r
 
-    for case in cases.CASES:
-        inputs = case.inputs()
-        digest = cases.digest(inputs)
+    def checked(case, d, res, kind, other=None):
+        return row(res.op, case.id, case.label, kind, d, res.metric, res.value, res.threshold, res.ok,
+                   other=other, worst=getattr(res, "worst", "") or "")
+
+    for case in plugin.cases():
         got = {}
         for d in ran:
-            if case.id in d["errors"]:
-                row(case.op, case.id, case.label, "reference", d, "error", float("inf"), 0, False,
-                    worst=d["errors"][case.id])
+            try:
+                out = case.output(outputs[device_key(d)], d)
+            except NoOutput as e:
+                row(e.op or case.op, case.id, case.label, "reference", d, e.metric, float("inf"), 0, False,
+                    worst=e.reason)
                 continue
-            if d["digests"].get(case.id) != digest:
-                row(case.op, case.id, case.label, "reference", d, "inputs", float("inf"), 0, False,
-                    worst="the device computed on other inputs than this machine makes for the case "
-                          "(a different NumPy random generator?)")
-                continue
-            got[device_key(d)] = (d, outputs[device_key(d)][d["keys"][case.id]])
+            if out is not None:
+                got[device_key(d)] = (d, out)
         if not got:
             continue
-        ref = cases.reference(case, inputs)
+        want = case.reference()
         for d, out in got.values():
-            res = tolerance.compare(case.op, out, ref, **inputs)
-            row(case.op, case.id, case.label, "reference", d, res.metric, res.value, res.threshold, res.ok,
-                worst=_worst(res))
-            bad = case.id in d["nondeterministic"]
-            row(case.op, case.id, case.label, "determinism", d, "bits_differ", int(bad), 0, not bad)
+            results = case.check(out, want)
+            for res in results:
+                checked(case, d, res, "reference")
+            bad = case.id in d.get("nondeterministic", ())     # every output, bit for bit
+            for op in dict.fromkeys(res.op for res in results):
+                row(op, case.id, case.label, "determinism", d, "bits_differ", int(bad), 0, not bad)
         for (a, out_a), (b, out_b) in combinations(got.values(), 2):
-            res = tolerance.compare(case.op, out_b, np.asarray(out_a, np.float64), pairwise=True, **inputs)
-            r = row(case.op, case.id, case.label, "pairwise", b, res.metric, res.value, res.threshold, res.ok,
-                    other=a, worst=_worst(res))
-            r["bits_differ"] = _bits_differ(out_a, out_b)
-
-    with_model = [d for d in ran if "model" in d]
-    if with_model:
-        log(f"numerics: the model's float64 reference ({len(PROMPTS)} prompts)")
-        model = model_reference.load(Path(top, MODEL_DIR))
-        vocab = model.config.vocab_size
-        for i, prompt in enumerate(PROMPTS):
-            case_id, label = f"model[prompt{i}]", f"{MODEL_TOKENS} tokens after {prompt!r}"
-            want = model.generate(prompt, MODEL_TOKENS, temperature=0, keep_logits=True)
-            ref_tokens, ref_logits = np.asarray(want.tokens, np.int64), np.asarray(want.logits)
-            got = {}
-            for d in with_model:
-                err = d["model"]["errors"].get(f"prompt{i}")
-                if err:
-                    row("model_tokens", case_id, label, "reference", d, "error", float("inf"), 0, False, worst=err)
-                    continue
-                o = outputs[device_key(d)]
-                got[device_key(d)] = (d, o[f"model{i}_tokens"], o[f"model{i}_logits"].reshape(-1, vocab))
-            for d, toks, logits in got.values():
-                _model_rows(row, tolerance, case_id, label, "reference", d, None,
-                            toks, logits, ref_tokens, ref_logits)
-                bad = case_id in d["nondeterministic"]     # tokens and logits, bit for bit
-                for op in ("model_tokens", "model_logits"):
-                    row(op, case_id, label, "determinism", d, "bits_differ", int(bad), 0, not bad)
-            for (a, ta, la), (b, tb, lb) in combinations(got.values(), 2):
-                _model_rows(row, tolerance, case_id, label, "pairwise", b, a,
-                            tb, lb, ta, la)
+            for res in case.check(out_b, out_a, pairwise=True):
+                r = checked(case, b, res, "pairwise", other=a)
+                compared = getattr(res, "compared", None)
+                r["bits_differ"] = _bits_differ(*(compared if compared is not None else (out_a, out_b)))
 
     violations = [describe(r) for r in rows if not r["pass"]]
     violations += [f"{d['target']} {d['image']} ({d['runner']}): {d['reason']}"
@@ -303,26 +322,6 @@ def _bits_differ(a, b):
         return None
     u = f"u{a.dtype.itemsize}"
     return int((a.view(u) != b.view(u)).sum())
-
-
-def _model_rows(row, tolerance, case_id, label, kind, d, other, toks, logits, ref_toks, ref_logits):
-    """Greedy tokens (exact) and the logits of the steps both runs share a
-    context for: up to and including the first differing token."""
-    pw = kind == "pairwise"
-    res = tolerance.compare("model_tokens", toks, ref_toks, pairwise=pw)
-    r = row("model_tokens", case_id, label, kind, d, res.metric, res.value, res.threshold, res.ok,
-            other=other, worst=_worst(res))
-    if pw:
-        r["bits_differ"] = _bits_differ(toks, ref_toks)
-    n = min(len(toks), len(ref_toks))
-    diff = toks[:n] != ref_toks[:n]
-    same = int(np.argmax(diff)) if diff.any() else n
-    steps = min(same + 1, len(logits), len(ref_logits))
-    res = tolerance.compare("model_logits", logits[:steps], ref_logits[:steps], pairwise=pw)
-    r = row("model_logits", case_id, label, kind, d, res.metric, res.value, res.threshold, res.ok,
-            other=other, worst=_worst(res))
-    if pw:
-        r["bits_differ"] = _bits_differ(logits[:steps], ref_logits[:steps])
 
 
 def describe(r):
@@ -361,23 +360,42 @@ def load_report(path):
     return path.parent, rep
 
 
-def merge(top, out_dir, sources, *, log=_log):
+def merge(top, out_dir, sources, *, plugin=None, log=_log):
     """Merge the reports in sources (folders or report.json files) into
     out_dir's report (kept if there is one): one matrix, recompared, with
-    pairwise comparisons across machines. Returns the merged report."""
+    pairwise comparisons across machines. plugin: the module that compares
+    (load_plugin); None loads the one the first report records, relative to
+    top. Returns the merged report."""
     out_dir = Path(out_dir)
     loaded = [load_report(s) for s in sources]
     if (out_dir / "report.json").is_file() and all(Path(f).resolve() != out_dir.resolve() for f, _ in loaded):
         loaded.insert(0, load_report(out_dir))
+    if plugin is None:
+        plugin = _recorded_plugin(top, loaded)
     staging = _staging(out_dir)
     try:
-        return _merge(top, out_dir, staging, loaded, log)
+        return _merge(top, out_dir, staging, loaded, plugin, log)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _merge(top, out_dir, staging, loaded, log):
+def _recorded_plugin(top, loaded):
+    """The plugin the first report that records one names, loaded from top."""
+    for folder, rep in loaded:
+        rel = rep.get("plugin")
+        if rel:
+            path = Path(top, rel)
+            if not path.is_file():
+                raise SyclforgeError(f"{Path(folder, 'report.json')}: records the numerics plugin {rel!r}, "
+                                     f"which is not in {top}: merge from the project's top (or set "
+                                     "SYCLFORGE_TOP), or name the plugin (--plugin PATH)")
+            return load_plugin(path)
+    raise SyclforgeError(f"{Path(loaded[0][0], 'report.json')}: records no numerics plugin (written by an "
+                         "older syclforge?): name the plugin that compares it (--plugin PATH)")
+
+
+def _merge(top, out_dir, staging, loaded, plugin, log):
     devices, srcs = {}, []
     for folder, rep in loaded:
         srcs += [dict(s, report=str(folder)) for s in rep.get("sources", [])] or [{"report": str(folder)}]
@@ -391,9 +409,9 @@ def _merge(top, out_dir, staging, loaded, log):
                 shutil.copyfile(Path(folder, name), staging / name)
             devices[k] = d
     log(f"numerics: merging {len(loaded)} report(s): {len(devices)} device image(s)")
-    report = evaluate(top, list(devices.values()), staging, log=log)
+    report = evaluate(list(devices.values()), staging, plugin=plugin)
     report["sources"] = srcs
-    _finish(top, report, staging, out_dir, log)
+    _finish(top, report, staging, out_dir, plugin, log)
     return report
 
 
@@ -407,10 +425,11 @@ def _staging(out_dir):
     return staging
 
 
-def _finish(top, report, staging, out_dir, log):
+def _finish(top, report, staging, out_dir, plugin, log):
     from syclforge import __version__
     report["syclforge"] = __version__
-    report["tolerances"] = "kernels/tolerances.yaml"
+    report["plugin"] = _plugin_path(top, plugin)
+    report["tolerances"] = getattr(plugin, "TOLERANCES", None)
     text = format_table(report)
     (staging / "table.txt").write_text(text + "\n", encoding="utf-8")
     picture = draw(report, staging / "report.png")
@@ -534,6 +553,9 @@ def draw(report, path):
 # Command line: merging without SCons (CI's merge job)
 
 def main(argv=None):
+    """`python -m syclforge.numerics merge DIR...` (and a console command's
+    `numerics`): top is SYCLFORGE_TOP or the current directory. Exit status
+    0, 1 (violations) or 2 (an error, named)."""
     import argparse
     top = Path(os.environ.get("SYCLFORGE_TOP") or os.getcwd())
     ap = argparse.ArgumentParser(prog="python -m syclforge.numerics",
@@ -541,9 +563,12 @@ def main(argv=None):
     ap.add_argument("cmd", choices=("merge",))
     ap.add_argument("reports", nargs="+", help="folders (or report.json files) written by `scons numerics`")
     ap.add_argument("--out", default=str(top / "build" / "numerics"))
+    ap.add_argument("--plugin", help="the numerics plugin that compares (default: the one the first "
+                                     "report records, relative to the top)")
     a = ap.parse_args(argv)
     try:
-        report = merge(top, a.out, a.reports)
+        plugin = load_plugin(a.plugin) if a.plugin else None
+        report = merge(top, a.out, a.reports, plugin=plugin)
     except SyclforgeError as e:
         print(f"syclforge: error: {e}", file=sys.stderr)
         return 2
@@ -551,4 +576,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Through the imported module, not __main__: a plugin's `from
+    # syclforge.numerics import NoOutput` must be the class caught here.
+    from syclforge.numerics import main as _main
+    sys.exit(_main())
