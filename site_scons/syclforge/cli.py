@@ -107,22 +107,22 @@ import syclforge.scons as sf
 
 project = sf.Project(name="{name}", version="0.1.0")
 for env in project.envs():
-    app = env.SyclProgram("{name}", ["main.cpp"], device=["kernels.cpp"])
+    app = env.SyclProgram("{name}", ["main.cpp"], device=["device.cpp"])
     project.release(env, programs=app)
 project.finish()
 ''',
     "targets.yaml": '''\
 # Device targets: what each needs, not which compiler (syclforge resolves it).
+version: 1
 targets:
   cpu-x86:
-    description: x86-64 CPUs, one native image per ISA plus SPIR-V
+    description: x86-64 CPUs, one native image per ISA (best first) plus SPIR-V
     vendor: x86
     device: cpu
-    images:
-      native: [avx512, avx2, sse4.2]
-      portable: spirv
+    isas: [avx512, avx2, sse4.2]
+    portable: spirv
 ''',
-    "kernels.cpp": '''\
+    "device.cpp": '''\
 // Device code: free-function kernels (what every toolchain family builds;
 // the runtime-compiler family oneapi-pip accepts only these).
 #include <sycl/sycl.hpp>
@@ -131,7 +131,7 @@ namespace syclexp = sycl::ext::oneapi::experimental;
 
 extern "C" SYCL_EXT_ONEAPI_FUNCTION_PROPERTY((syclexp::nd_range_kernel<1>))
 void saxpy(float a, const float *x, float *y, unsigned long n) {
-  size_t i = syclexp::this_work_item::get_nd_item<1>().get_global_id(0);
+  size_t i = sycl::ext::oneapi::this_work_item::get_nd_item<1>().get_global_id(0);
   if (i < n) y[i] = a * x[i] + y[i];
 }
 ''',

@@ -527,8 +527,8 @@ def make_bundle(spec):
     entries.append(Entry(README, _readme(spec, root, how, runtime, programs, model_names).encode(),
                          0o644, "doc"))
 
-    # Device images: where each sits inside the library that embeds it.
-    libs = [e for e in entries if e.role == "library"]
+    # Device images: where each sits inside the library or program that embeds it.
+    libs = [e for e in entries if e.role in ("library", "program")]
     images = []
     for img in spec.images:
         row = {"id": img["id"], "kind": img["kind"]}
@@ -540,7 +540,7 @@ def make_bundle(spec):
             holder = next(((e, e.data.find(data)) for e in libs if e.data.find(data) >= 0), None)
             if holder is None:
                 raise SyclforgeError(f"device image {img['id']} ({img['file']}) is not embedded in "
-                                     f"{', '.join(e.path for e in libs) or 'any library'}")
+                                     f"{', '.join(e.path for e in libs) or 'any library or program'}")
             row["embedded_in"], row["offset"] = holder[0].path, holder[1]
         else:
             row["embedded_in"] = None   # the compiler's own fat-binary format

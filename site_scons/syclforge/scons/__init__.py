@@ -4,7 +4,7 @@
 
     project = sf.Project(name="saxpy", version="1.0")
     for env in project.envs():                  # one per device target this machine can build
-        app = env.SyclProgram("saxpy", ["main.cpp"], device=["kernels.cpp"])
+        app = env.SyclProgram("saxpy", ["main.cpp"], device=["device.cpp"])
         project.release(env, programs=app)
     project.finish()
 
