@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything syclforge needs in .venv/ at the repository root:
 # system packages (when run as root and missing), then pinned Python packages
-# (SCons, the oneAPI SYCL runtime and compiler from PyPI, test tools).
+# (SCons, the oneAPI SYCL runtime and compiler from PyPI, test tools) and
+# syclforge itself (editable).
 # Safe to run again: it only adds what is missing.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -33,4 +34,8 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "install.sh: installing Python packages from requirements.txt"
 .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements.txt
+# syclforge itself, editable: the `syclforge` command, and the package that
+# other projects' SConstructs import (README.md, "Use syclforge in your project").
+echo "install.sh: installing syclforge (pip install -e .)"
+.venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
 echo "install.sh: done; next: .venv/bin/scons target=all"
