@@ -19,7 +19,7 @@ CXX = shutil.which("g++") or shutil.which("clang++")
 
 def syntax_check(source):
     return subprocess.run([CXX, "-std=c++17", "-fsyntax-only", "-DSYCL_DISABLE_FSYCL_SYCLHPP_WARNING",
-                           f"-I{SYCL_INCLUDE}", f"-I{REPO / 'kernels'}", f"-I{REPO / 'kernels' / 'include'}",
+                           f"-I{SYCL_INCLUDE}", f"-I{REPO / 'kernels'}", f"-I{REPO / 'kernels' / 'include'}", f"-I{REPO / 'site_scons' / 'syclforge' / 'runtime' / 'include'}",
                            str(source)], capture_output=True, text=True, timeout=300)
 
 

@@ -225,8 +225,9 @@ class Project:
                   "\n".join(f"  {p.target.name}: {p.brief_reason} (scons explain target={p.target.name})"
                             for p in self.plans))
         merge_dirs = [d for d in self.base["merge"].split(",") if d]
-        try:   # a bad report or plugin is an error before anything runs
-            plugin = numerics.load_plugin(plugin_path)
+        try:   # a bad report or a missing plugin is an error before anything runs
+            if not os.path.isfile(plugin_path):
+                raise SyclforgeError(f"{plugin_path}: no such numerics plugin (Project.numerics in SConstruct)")
             for src in merge_dirs:
                 numerics.load_report(src)
         except SyclforgeError as e:
@@ -237,6 +238,9 @@ class Project:
 
         def run(target, source, env):
             try:
+                # Loaded here, not while SConscripts are read: SCons puts
+                # sys.path back after reading them, and a plugin may extend it.
+                plugin = numerics.load_plugin(plugin_path)
                 if merge_dirs:
                     report = numerics.merge(self.top, out, merge_dirs, plugin=plugin)
                 else:
