@@ -28,11 +28,20 @@ def _cmd(argv):
     return " ".join(shlex.quote(a) for a in argv)
 
 
+def _rel(path):
+    """Paths inside the checkout become top-relative (commands run there),
+    so the command lines, and so the cache keys, are the same in every
+    clone and on every machine."""
+    top = Dir("#").abspath
+    path = os.path.abspath(str(path))
+    return os.path.relpath(path, top) if path.startswith(top + os.sep) else path
+
+
 def _compile(env, obj, src, extra=()):
     det, target = env["SF_DET"], env["SF_TARGET"]
-    includes = [Dir("#kernels").abspath, Dir("#kernels/include").abspath]
-    tmp = str(obj) + ".tmp"
-    argv = commands.compile_command(det, target, File(src).srcnode().abspath, tmp,
+    includes = [_rel(Dir("#kernels").abspath), _rel(Dir("#kernels/include").abspath)]
+    tmp = _rel(File(obj).abspath) + ".tmp"
+    argv = commands.compile_command(det, target, _rel(File(src).srcnode().abspath), tmp,
                                     includes=includes, defines=env["SF_DEFINES"], extra=extra,
                                     images=env["SF_IMAGES"])
     action = Action(_cmd(argv) + f" && mv -f {shlex.quote(tmp)} $TARGET", "$SF_SYCLCXXSTR")
@@ -42,9 +51,9 @@ def _compile(env, obj, src, extra=()):
 
 def _link(env, out, objs, *, shared=False, libs=(), libdirs=(), rpaths=()):
     det, target = env["SF_DET"], env["SF_TARGET"]
-    tmp = str(File(out).abspath) + ".tmp"
-    argv = commands.link_command(det, target, [File(o).abspath for o in objs], tmp, shared=shared,
-                                 libdirs=libdirs, libs=libs, rpaths=rpaths, images=env["SF_IMAGES"])
+    tmp = _rel(File(out).abspath) + ".tmp"
+    argv = commands.link_command(det, target, [_rel(File(o).abspath) for o in objs], tmp, shared=shared,
+                                 libdirs=[_rel(d) for d in libdirs], libs=libs, rpaths=rpaths, images=env["SF_IMAGES"])
     return env.Command(out, objs, Action(_cmd(argv).replace("$", "$$") + f" && mv -f {shlex.quote(tmp)} $TARGET",
                                          "$SF_SYCLLINKSTR"))
 
