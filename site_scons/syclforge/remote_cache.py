@@ -305,6 +305,12 @@ def _binaries(det):
     for name, path in sorted((det.info.get("tools") or {}).items()):
         if isinstance(path, str):
             found["tool:" + name] = path
+    bin_dir = det.info.get("bin_dir")
+    for caps in (det.family.data.get("capabilities") or {}).values():
+        for req in (caps or {}).get("requires") or ():
+            path = os.path.join(bin_dir, req["bin_file"]) if bin_dir and "bin_file" in req else None
+            if path and os.path.isfile(path):
+                found["tool:" + req["bin_file"]] = path
     return found
 
 
@@ -361,6 +367,8 @@ def _why(exc):
         return f"TLS: {exc.reason or exc.__class__.__name__}"
     if isinstance(exc, http.client.IncompleteRead):
         return "connection closed mid-answer"
+    if isinstance(exc, http.client.RemoteDisconnected):
+        return "connection closed without an answer"
     if isinstance(exc, http.client.HTTPException):
         return f"bad answer ({exc.__class__.__name__})"
     text = getattr(exc, "strerror", None) or str(exc) or exc.__class__.__name__
