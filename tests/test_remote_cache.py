@@ -537,3 +537,93 @@ def test_malformed_headers_are_an_error_that_hides_them():
                  env={"SYCLFORGE_CACHE_HEADERS": "Bearer hunter2"})
     assert proc.returncode == 2 and "SYCLFORGE_CACHE_HEADERS: line 1" in proc.stderr
     assert "hunter2" not in proc.stdout + proc.stderr
+
+
+# --------------------------------------------------------------------------
+# docker=1 and the CI workflow
+
+def test_docker_builds_use_an_http_cache_inside(tmp_path, monkeypatch):
+    """run_numerics hands the container the cache arguments, its local level
+    in the work volume, the headers and the host's network; without cache=
+    nothing changes (network none)."""
+    from types import SimpleNamespace
+    from syclforge import docker_run, inside
+
+    class Volumes:
+        def get(self, name):
+            return name
+
+        def list(self, filters=None):
+            return []
+
+    class Container:
+        def start(self):
+            pass
+
+        def logs(self, stream, follow):
+            return iter([b"ok\n"])
+
+        def wait(self, timeout):
+            return {"StatusCode": 0}
+
+        def get_archive(self, path):
+            import docker
+            raise docker.errors.NotFound("no report")
+
+        def remove(self, force):
+            pass
+
+    created = []
+    client = SimpleNamespace(volumes=Volumes(),
+                             containers=SimpleNamespace(create=lambda **kw: created.append(kw) or Container()))
+    target = SimpleNamespace(name="cpu-x86")
+    defn = SimpleNamespace(name="cpu", repository="syclforge/cpu", python={"venv": "/opt/syclforge/venv"})
+    plan = SimpleNamespace(devices=(), gpus=False, group_add=())
+    config = remote_cache.parse_cache("http://127.0.0.1:8080/team", {"XDG_CACHE_HOME": str(tmp_path)})
+    settings = remote_cache.container_settings(config, upload=False, headers_text="Authorization: Bearer t0k",
+                                               environ={}, work=docker_run.WORK_MOUNT)
+    docker_run.run_numerics(client, tmp_path, target, defn, "sha256:" + "0" * 64, plan, log=lambda s: None,
+                            cache=settings)
+    docker_run.run_numerics(client, tmp_path, target, defn, "sha256:" + "0" * 64, plan, log=lambda s: None)
+    with_cache, without = created
+    assert with_cache["command"][-2:] == ["--scons-arg=cache=http://127.0.0.1:8080/team",
+                                          "--scons-arg=cache_upload=0"]
+    assert with_cache["environment"]["SYCLFORGE_CACHE_HEADERS"] == "Authorization: Bearer t0k"
+    assert with_cache["environment"]["XDG_CACHE_HOME"] == f"{docker_run.WORK_MOUNT}/cache"
+    assert with_cache["network_mode"] == "host"
+    assert without["network_mode"] == "none" and "SYCLFORGE_CACHE_HEADERS" not in without["environment"]
+    assert not any("cache" in a for a in without["command"])
+
+    # inside.py gives those arguments to both of its scons runs
+    ran = []
+    monkeypatch.setattr(inside, "run", lambda cmd, log: ran.append(cmd) or 0)
+    src = tmp_path / "src"
+    src.mkdir()
+    inside.main(["--target", "cpu-x86", "--src", str(src), "--work", str(tmp_path / "work"),
+                 "--scons-arg=cache=http://127.0.0.1:8080/team", "--scons-arg=cache_upload=0"])
+    assert len(ran) == 2 and all(cmd[-2:] == ["cache=http://127.0.0.1:8080/team", "cache_upload=0"]
+                                 for cmd in ran), ran
+
+
+def test_docker_with_a_local_cache_folder_is_a_clear_error(tmp_path):
+    proc = scons("docker=1", "target=cpu-x86", f"cache={tmp_path}/c", check=False)
+    assert proc.returncode == 2 and "docker=1 builds inside containers" in proc.stderr, proc.stderr
+    assert "cache=http(s)://HOST:PORT/PREFIX" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_workflow_uses_the_shared_cache_read_only_on_pull_requests():
+    import yaml
+    wf = yaml.safe_load((REPO / ".github" / "workflows" / "numerics.yml").read_text())
+    step = next(s for s in wf["jobs"]["numerics"]["steps"] if "docker=1" in s.get("run", ""))
+    env = step["env"]
+    assert env["SYCLFORGE_CACHE_URL"] == "${{ vars.SYCLFORGE_CACHE_URL }}"
+    assert env["SYCLFORGE_CACHE_UPLOAD"] == "${{ github.event_name == 'pull_request' && '0' || '1' }}"
+    assert "github.event_name != 'pull_request' && secrets.SYCLFORGE_CACHE_HEADERS" in env["SYCLFORGE_CACHE_HEADERS"]
+    # the run line, as bash expands it, with and without the variable
+    for url, upload, want in (("http://cache.lan:8080/ci", "0",
+                               ["cache=http://cache.lan:8080/ci", "cache_upload=0"]), ("", "1", [])):
+        words = subprocess.run(["bash", "-c", "set -- " + step["run"].replace("${{ matrix.target }}", "cpu-x86")
+                                + '; printf "%s\\n" "$@"'],
+                               env={"SYCLFORGE_CACHE_URL": url, "SYCLFORGE_CACHE_UPLOAD": upload,
+                                    "PATH": os.environ["PATH"]}, capture_output=True, text=True).stdout.split()
+        assert words == [".venv/bin/scons", "docker=1", "target=cpu-x86", "strict=1", *want], words

@@ -148,6 +148,26 @@ def timeouts(environ):
     return min(CONNECT_TIMEOUT, value), value
 
 
+def container_settings(config, *, upload, headers_text, environ, work):
+    """For `scons docker=1 cache=...`: (arguments for syclforge.inside,
+    container environment, network mode) so that the build inside the
+    container uses the same HTTP cache, its local level in the work volume.
+    The container gets the host's network (a cache on the runner's
+    127.0.0.1 is reachable) and the headers in its environment (seen by
+    `docker inspect`, i.e. by whoever runs the engine)."""
+    if not config.url:
+        raise SyclforgeError(f"cache={config.local}: docker=1 builds inside containers, which do not "
+                             f"see this machine's folders; give cache=http(s)://HOST:PORT/PREFIX "
+                             f"(README.md, \"Shared cache\") or leave cache= out")
+    args = [f"--scons-arg=cache={config.url}", f"--scons-arg=cache_upload={1 if upload else 0}"]
+    env = {"XDG_CACHE_HOME": f"{work}/cache"}
+    if headers_text:
+        env[HEADERS_ENV] = headers_text
+    if environ.get(TIMEOUT_ENV):
+        env[TIMEOUT_ENV] = environ[TIMEOUT_ENV]
+    return args, env, "host"
+
+
 # --------------------------------------------------------------------------
 # Keys and entries
 
