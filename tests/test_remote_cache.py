@@ -627,3 +627,20 @@ def test_workflow_uses_the_shared_cache_read_only_on_pull_requests():
                                env={"SYCLFORGE_CACHE_URL": url, "SYCLFORGE_CACHE_UPLOAD": upload,
                                     "PATH": os.environ["PATH"]}, capture_output=True, text=True).stdout.split()
         assert words == [".venv/bin/scons", "docker=1", "target=cpu-x86", "strict=1", *want], words
+
+
+def test_no_tool_sees_the_credential(nginx, fake_build, tmp_path):
+    """SYCLFORGE_CACHE_HEADERS is out of the environment of every process the
+    build runs: the toolchain probes (--version) and the compiles alike."""
+    checkout, icpx, build = fake_build
+    env_log = tmp_path / "env.log"
+    script = Path(icpx).read_text()
+    hook = "log = os.environ.get(\"FAKE_ARGV_LOG\")\n"
+    assert hook in script
+    Path(icpx).write_text(script.replace(
+        hook, hook + f"open({str(env_log)!r}, 'a').write(repr(sorted(os.environ.items())) + '\\n')\n"))
+    proc = build(f"cache={nginx.url('env')}", env=cache_env(tmp_path, "1", nginx))
+    assert len(actions(proc.stdout)) == 9 and len(nginx.files("env", "ac")) == 9   # it was used
+    seen = env_log.read_text().splitlines()
+    assert len(seen) >= 10                                   # the version probe and 9 actions
+    assert not any("SYCLFORGE_CACHE_HEADERS" in line or nginx.token in line for line in seen)
