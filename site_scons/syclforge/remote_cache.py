@@ -10,7 +10,7 @@ remote-cache layout is the second (README.md, "Shared cache"):
 `key` is sha256(FORMAT, SCons's cache signature of the file), so any server
 that speaks that layout serves it: nginx with WebDAV PUT, bazel-remote (which
 checks that /ac/ entries are ActionResults and /cas/ uploads match their
-hash), ccache's and sccache's HTTP backends' servers.
+hash), the servers that ccache's remote storage uses in its bazel layout.
 
 Every downloaded object is checked against its sha256 and size before
 anything uses it; a mismatch is discarded, reported once and rebuilt. A
