@@ -22,9 +22,10 @@ import pytest
 
 import fakes
 from helpers import REPO, copy_checkout, run, scons
-from syclforge import remote_cache, toolchains
+from syclforge import remote_cache
+from syclforge.core import toolchains
 from syclforge.errors import SyclforgeError
-from syclforge.model import Image, Target
+from syclforge.core.model import Image, Target
 
 # One line per action that compiles or links (sf_common.py's short lines).
 ACTION = re.compile(r"^\s+(CXX|LINK|SHLINK|SPIRV|AOT|EMBED|SYCLCXX|SYCLLINK)\s+(\S+)\s*$", re.M)
@@ -547,7 +548,7 @@ def test_docker_builds_use_an_http_cache_inside(tmp_path, monkeypatch):
     in the work volume, the headers and the host's network; without cache=
     nothing changes (network none)."""
     from types import SimpleNamespace
-    from syclforge import docker_run, inside
+    from syclforge.containers import docker_run, inside
 
     class Volumes:
         def get(self, name):

@@ -36,7 +36,7 @@ import tempfile
 import threading
 import urllib.parse
 
-from .errors import SyclforgeError
+from syclforge.errors import SyclforgeError
 
 FORMAT = "syclforge-cache-v1"
 CONNECT_TIMEOUT = 2.0     # seconds to connect (a closed port answers at once)
