@@ -13,10 +13,12 @@ command -v python3 >/dev/null || need+=(python3)
 python3 -c 'import venv, ensurepip' 2>/dev/null || need+=(python3-venv)
 command -v git >/dev/null || need+=(git)
 # --containers: also a container engine and mmdebstrap, for `scons docker=1`
-# and tests/test_containers.py (README.md, "Containers").
+# and tests/test_containers.py (README.md, "Containers"), and nginx with
+# WebDAV for tests/test_remote_cache.py (README.md, "Shared cache").
 if [ "${1:-}" = "--containers" ]; then
   command -v dockerd >/dev/null || need+=(docker.io)
   command -v mmdebstrap >/dev/null || need+=(mmdebstrap)
+  command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then

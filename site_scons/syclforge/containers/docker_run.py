@@ -177,9 +177,11 @@ def _prune_volumes(client, target, keep):
                 pass
 
 
-def run_numerics(client, top, target, defn, image_id, plan, log=log_line):
+def run_numerics(client, top, target, defn, image_id, plan, log=log_line, *, cache=None):
     """Run the target's build and numerics in the image; copy the report
-    back to build/containers/<target>/. Returns (exit code, report dict)."""
+    back to build/containers/<target>/. Returns (exit code, report dict).
+    cache: None, or (inside.py arguments, environment, network mode) from
+    remote_cache.container_settings for cache=http(s)://..."""
     import docker
     out = Path(top, "build", "containers", target.name)
     shutil.rmtree(out, ignore_errors=True)
@@ -204,6 +206,11 @@ def run_numerics(client, top, target, defn, image_id, plan, log=log_line):
         network_mode="none",
         labels={"io.syclforge.target": target.name, "io.syclforge.family": defn.name},
     )
+    if cache is not None:    # cache=http(s)://...: the build inside uses it (remote_cache.container_settings)
+        args, env, network = cache
+        kwargs["command"] = kwargs["command"] + list(args)
+        kwargs["environment"].update(env)
+        kwargs["network_mode"] = network
     if plan.devices:
         kwargs["devices"] = [f"{p}:{p}:rwm" for p in plan.devices]
         kwargs["group_add"] = [str(g) for g in plan.group_add]
@@ -264,7 +271,7 @@ def merge(top, report_dirs, log=log_line):
 # --------------------------------------------------------------------------
 # scons docker=1 / run
 
-def run_targets(top, chosen, *, strict=False, log=log_line):
+def run_targets(top, chosen, *, strict=False, log=log_line, cache=None):
     """Returns (rows for the summary table, exit code)."""
     all_targets, defs = _definitions(top)
     client = connect()
@@ -280,7 +287,7 @@ def run_targets(top, chosen, *, strict=False, log=log_line):
             continue
         try:
             image_id = ensure_image(client, top, defn, log)
-            rc, report = run_numerics(client, top, target, defn, image_id, plan, log)
+            rc, report = run_numerics(client, top, target, defn, image_id, plan, log, cache=cache)
         except SyclforgeError as e:
             rows.append(summary.Row(target.name, "FAILED", defn.name, (), str(e).splitlines()[0]))
             code = 1
@@ -307,10 +314,11 @@ def run_targets(top, chosen, *, strict=False, log=log_line):
     return rows, code
 
 
-def scons_main(top, chosen, *, strict=False):
-    """The whole of `scons docker=1`; returns the exit status."""
+def scons_main(top, chosen, *, strict=False, cache=None):
+    """The whole of `scons docker=1`; returns the exit status. cache: see
+    run_numerics."""
     try:
-        rows, code = run_targets(top, chosen, strict=strict)
+        rows, code = run_targets(top, chosen, strict=strict, cache=cache)
     except SyclforgeError as e:
         print(f"syclforge: error: {e}", file=sys.stderr)
         return 2

@@ -55,6 +55,8 @@ def main(argv=None):
     ap.add_argument("--target", required=True)
     ap.add_argument("--src", default="/src")
     ap.add_argument("--work", default="/work")
+    ap.add_argument("--scons-arg", action="append", default=[],
+                    help="a VARIABLE=VALUE for both scons runs (docker=1 cache=http://...)")
     a = ap.parse_args(argv)
     tree, report = os.path.join(a.work, "tree"), os.path.join(a.work, "report")
     shutil.rmtree(report, ignore_errors=True)
@@ -70,11 +72,11 @@ def main(argv=None):
             json.dump(status, f, indent=1)
         return code
 
-    rc = run([scons, "-C", tree, f"target={a.target}"], log)
+    rc = run([scons, "-C", tree, f"target={a.target}", *a.scons_arg], log)
     status["build"] = rc
     if rc:
         return done(rc)
-    rc = run([scons, "-C", tree, "numerics", f"target={a.target}"], log)
+    rc = run([scons, "-C", tree, "numerics", f"target={a.target}", *a.scons_arg], log)
     status["numerics"] = rc
     produced = os.path.join(tree, "build", "numerics")
     if os.path.isfile(os.path.join(produced, "report.json")):

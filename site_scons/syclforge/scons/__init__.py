@@ -53,6 +53,9 @@ class Project:
         from syclforge.scons import registry
         self.name, self.version = name, version
         self.top = Dir("#").abspath
+        # The shared cache's request headers (a credential, README.md "Shared
+        # cache") leave the environment before any tool runs: no child sees them.
+        self._cache_headers = os.environ.pop("SYCLFORGE_CACHE_HEADERS", "")
         if GetOption("num_jobs") <= 1:
             SetOption("num_jobs", os.cpu_count() or 1)
         v = Variables(None, ARGUMENTS)
@@ -61,7 +64,14 @@ class Project:
             ("toolchain", "pin one SYCL toolchain family for every target (see `scons toolchains`); "
                           "a target it cannot serve is SKIPPED with the reason", ""),
             BoolVariable("strict", "make a SKIPPED target an error (exit 1)", False),
-            ("cache", "directory for SCons's CacheDir: a clean checkout rebuilds from it", ""),
+            ("cache", "build cache: DIR, SCons's CacheDir (a clean checkout rebuilds from it), or "
+                      "http(s)://HOST[:PORT]/PREFIX, an HTTP cache in Bazel's layout (/cas/, /ac/) shared "
+                      "across machines, behind a local CacheDir in $XDG_CACHE_HOME/syclforge/cachedir; "
+                      "a server that does not answer is reported once and the build goes on without it. "
+                      "Request headers (a token) from $SYCLFORGE_CACHE_HEADERS, never printed "
+                      "(README.md \"Shared cache\")", ""),
+            BoolVariable("cache_upload", "with cache=http(s)://...: upload what this build made to the server; "
+                                         "0 only reads (pull-request builds)", True),
             EnumVariable("format", "output of `scons toolchains`", "table", allowed_values=("table", "json")),
             BoolVariable("verbose", "print whole command lines instead of short ones", False),
             BoolVariable("docker", "build each chosen target's vendor container image and run its numerics "
@@ -75,7 +85,7 @@ class Project:
         self.verbs = set(COMMAND_LINE_TARGETS)
         Help(_HELP.format(name=name, project_help=help.rstrip() + "\n" if help else "",
                           variables=v.GenerateHelpText(self.base)), append=False)
-        self.plans, self.releases, self.built, self._numerics = [], [], {}, None
+        self.plans, self.releases, self.built, self._numerics, self.envs_made = [], [], {}, None, None
         if GetOption("help"):
             self.help_only = True
             return
@@ -95,7 +105,7 @@ class Project:
 
     # ------------------------------------------------------------------ setup
     def _resolve(self, targets, toolchains):
-        from SCons.Script import CacheDir, Exit
+        from SCons.Script import Exit
         from syclforge import cli
         from syclforge.errors import SyclforgeError
         try:
@@ -104,17 +114,43 @@ class Project:
         except SyclforgeError as e:
             _fail(str(e))
         self.plans = self.ctx.plans
+        # cache=: a local CacheDir, with an HTTP cache as second level for a
+        # URL (scons/tools/sf_cache.py, syclforge/remote_cache.py).
+        from syclforge import remote_cache
+        try:
+            self._cache = remote_cache.parse_cache(self.base["cache"])
+            self._cache_settings = {}
+            if self._cache and self._cache.url:
+                self._cache_settings = dict(headers=remote_cache.parse_headers(self._cache_headers),
+                                            upload=self.base["cache_upload"],
+                                            timeouts=remote_cache.timeouts(os.environ))
+        except SyclforgeError as e:
+            _fail(str(e))
         if self.base["docker"]:   # the numerics run inside each target's vendor image, not here
             from syclforge.containers import docker_run
-            Exit(docker_run.scons_main(self.top, self.ctx.chosen, strict=self.base["strict"]))
+            try:   # the build inside uses an HTTP cache= too
+                inside = self._cache and remote_cache.container_settings(
+                    self._cache, upload=self.base["cache_upload"], headers_text=self._cache_headers,
+                    environ=os.environ, work=docker_run.WORK_MOUNT)
+            except SyclforgeError as e:
+                _fail(str(e))
+            Exit(docker_run.scons_main(self.top, self.ctx.chosen, strict=self.base["strict"],
+                                       cache=inside or None))
+        self._cache_headers = None
         if "toolchains" in self.verbs:
             print(cli.toolchains_text(self.ctx, as_json=self.base["format"] == "json"))
             Exit(0)
         if "explain" in self.verbs:
             print(cli.explain_text(self.ctx))
             Exit(0)
-        if self.base["cache"]:
-            CacheDir(self.base["cache"])
+        self.base.Tool("sf_cache")
+        try:
+            remote = self.base.SyclforgeCache(self._cache, **self._cache_settings) if self._cache else None
+        except SyclforgeError as e:
+            _fail(str(e))
+        if remote is not None:
+            atexit.register(lambda: remote.summary() and print(remote.summary()))
+        self._digests = remote_cache.DigestMemo(os.path.join(self.top, "build", ".toolchain-digests.json"))
         skipped = [p for p in self.plans if not p.ok]
         if skipped and self.base["strict"]:
             _fail("strict=1 and some targets cannot be built:\n" +
@@ -132,9 +168,12 @@ class Project:
     def envs(self):
         """One configured Environment per target this machine can build: its
         builders are SyclProgram, SyclSharedLibrary and SyclObject; outputs
-        go to build/<target>/."""
+        go to build/<target>/. What they build is the target's alias and the
+        default (`scons`, `scons <target>`)."""
         if self.help_only:
             return []
+        if self.envs_made is not None:
+            return list(self.envs_made)
         out = []
         for plan in self.plans:
             if plan.ok:
@@ -143,7 +182,8 @@ class Project:
                                        images=plan.images)
                 env["SF_PLAN"] = plan
                 out.append(env)
-        return out
+        self.envs_made = out
+        return list(out)
 
     def build(self, sconscript, **exports):
         """Run sconscript once per buildable target, with `env` (and exports)
@@ -197,14 +237,29 @@ class Project:
         from syclforge.scons import registry
         if self.help_only:
             return
-        aliases = [Alias(t, nodes) for t, nodes in self.built.items()]
+        from syclforge import remote_cache
+        # The toolchain (family, version, its binaries' content) and the image
+        # list are in every built file's signature, so in every cache key.
+        aliases = []
+        for env in self.envs_made or []:
+            plan = env["SF_PLAN"]
+            t = plan.target.name
+            nodes = registry.outputs(env) + self.built.get(t, [])
+            env.SyclforgeCacheKey(nodes, remote_cache.toolchain_identity(plan.toolchain, plan.target,
+                                                                         plan.images, self._digests))
+            aliases.append(Alias(t, nodes))
+        self._digests.save()
         db = os.path.join(self.top, "compile_commands.json")
         entries = registry.entries(self.base)
         if entries:
             text = registry.render(entries, self.top)
             node = self.base.Command(db, self.base.Value(text), self.base.Action(registry.write_action, None))
+            self.base.NoCache(node)   # it names this checkout's absolute paths
             aliases.append(node)
         Default(aliases or Alias("nothing-to-build", [], []))
+        # A bundle carries the commit, so its key never comes back; it is quick
+        # to make and large: kept out of the caches.
+        self.base.NoCache(self.releases)
         Alias("release", self.releases)
         if "numerics" in self.verbs:
             self._numerics_alias()

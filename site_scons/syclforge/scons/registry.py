@@ -19,6 +19,18 @@ def _entries(env):
     return env["SF_COMPDB"]
 
 
+def output(env, nodes):
+    """A binary a Sycl builder made (for the target's alias and cache key)."""
+    if "SF_OUTPUTS" not in env:
+        env["SF_OUTPUTS"] = _Entries()
+    env["SF_OUTPUTS"].extend(nodes)
+    return nodes
+
+
+def outputs(env):
+    return list(env.get("SF_OUTPUTS", []))
+
+
 def host_source(env, src, obj, shared, overrides):
     com = "$CXX $SHCXXFLAGS $SHCCFLAGS $_CCCOMCOM" if shared else "$CXX $CXXFLAGS $CCFLAGS $_CCCOMCOM"
     args = shlex.split(env.Clone(**overrides).subst(com, target=[obj], source=[obj.sources[0]]))

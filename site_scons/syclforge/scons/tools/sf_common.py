@@ -117,9 +117,9 @@ def _binary(env, kind, name, sources, device, overrides):
         kw["SHLINKFLAGS"] = env.Split(kw.get("SHLINKFLAGS", env.get("SHLINKFLAGS", []))) + rpaths + \
             [f"-Wl,-soname,{soname}"]
         # A string target: SCons adds the platform's lib prefix and .so suffix.
-        return env.SharedLibrary(os.path.join(out_dir.abspath, name), objs, **kw)
+        return registry.output(env, env.SharedLibrary(os.path.join(out_dir.abspath, name), objs, **kw))
     kw["LINKFLAGS"] = env.Split(kw.get("LINKFLAGS", env.get("LINKFLAGS", []))) + rpaths
-    return env.Program(os.path.join(out_dir.abspath, name), objs, **kw)
+    return registry.output(env, env.Program(os.path.join(out_dir.abspath, name), objs, **kw))
 
 
 def SyclProgram(env, target, source, device=None, **overrides):
