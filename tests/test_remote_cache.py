@@ -1,5 +1,5 @@
 """cache=http://...: a build cache shared across machines (README.md,
-"Shared cache"; site_scons/syclforge/remote_cache.py, site_tools/sf_cache.py).
+"Shared cache"; site_scons/syclforge/remote_cache.py, syclforge/scons/tools/sf_cache.py).
 
 The server is real: Debian's nginx with WebDAV PUT, run from the README's
 own config block on a free port of 127.0.0.1 (./install.sh --containers

@@ -1,7 +1,10 @@
-"""syclforge: pure build logic (no SCons imports), unit-tested directly.
+"""syclforge: a Bazel-style build orchestrator on SCons for SYCL code.
 
-SCons glue lives in site_scons/site_tools and the SConscripts; everything here
-can be imported by plain Python (tests, tools) without SCons.
+core/ (targets, detection, resolution, command lines), release/,
+containers/, numerics.py and cli.py are plain Python that imports no SCons
+and is unit-tested directly; scons/ is the thin SCons layer (Project and the
+family tools) that a project's SConstruct uses; runtime/ is the C++ built
+into users' binaries. README.md, "Use syclforge in your project".
 """
 
 # The project's version: release bundles are named <name>-<version>-<target>.

@@ -19,7 +19,7 @@ leaks). Relocatable: binaries find lib/ through $ORIGIN; the SYCL runtime
 is not shipped (it is the toolchain's wheels, 1.4 GB) but named, with its
 versions, in manifest.json "runtime", and found by bin/run.
 
-make_bundle() is the whole job; the SCons glue (site_scons/site_tools/
+make_bundle() is the whole job; the SCons glue (syclforge/scons/tools/
 sf_bundle.py) only gathers its inputs. Imports no SCons.
 """
 import gzip
@@ -495,7 +495,7 @@ def _readme(spec, root, runtime_how, runtime, programs, models):
     if "minillm" in programs:
         lines.append(f"  bin/run minillm{model_hint} -p 'Once upon a time' -n 32 --temp 0")
     lines += ["", "Check: sha256sum -c SHA256SUMS (from this folder), or",
-              f"  python -m syclforge.verify {root}.tar.gz   (syclforge's site_scons on PYTHONPATH)", ""]
+              f"  syclforge verify {root}.tar.gz   (pip install syclforge)", ""]
     return "\n".join(lines)
 
 

@@ -1,7 +1,7 @@
 """Check a release bundle (a .tar.gz or an extracted folder) and refuse it,
 naming the culprit, unless everything agrees.
 
-    python -m syclforge.verify BUNDLE [BUNDLE ...]     (site_scons on PYTHONPATH)
+    syclforge verify BUNDLE [BUNDLE ...]     (or python -m syclforge.release.verify)
     scons verify bundle=BUNDLE
 
 Exit status: 0 every bundle is sound; 1 one was refused; 2 one could not be
@@ -333,7 +333,7 @@ def verify(path):
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(__doc__.split("\n\n")[1] if argv else "usage: python -m syclforge.verify BUNDLE [BUNDLE ...]",
+        print(__doc__.split("\n\n")[1] if argv else "usage: syclforge verify BUNDLE [BUNDLE ...]",
               file=sys.stdout if argv else sys.stderr)
         return OK if argv else UNREADABLE
     status = OK
