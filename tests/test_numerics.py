@@ -501,3 +501,17 @@ def test_numerics_with_nothing_buildable_is_a_clear_error():
     proc = scons("numerics", "target=cpu-x86", "toolchain=acpp", check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "numerics: no chosen target can be built here" in proc.stderr and "  cpu-x86: " in proc.stderr
+
+
+def test_the_report_names_the_plugin_under_top_through_a_link(tmp_path):
+    """A container's tree links the source in (containers/inside.py): the
+    report must name the plugin as seen under the tree's top, or the host's
+    merge cannot find it (it named '../../src/...')."""
+    (tmp_path / "src" / "plugins").mkdir(parents=True)
+    (tmp_path / "src" / "plugins" / "fakeplugin.py").write_text(FAKE_PLUGIN)
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "plugins").symlink_to(tmp_path / "src" / "plugins")
+    fake = numerics.load_plugin(tree / "plugins" / "fakeplugin.py")
+    rep = _fake_run(fake, tree, "out", ["a"])
+    assert rep["plugin"] == "plugins/fakeplugin.py"

@@ -161,12 +161,16 @@ def load_plugin(path):
         sys.modules.pop(name, None)
         raise SyclforgeError(f"{path}: not a numerics plugin: it defines no "
                              + " and no ".join(f"{f}()" for f in missing))
+    # Where it was named, links unresolved: a container's tree links the
+    # source in, and the report must name the plugin under the tree's top.
+    module.__syclforge_plugin_path__ = os.path.abspath(path)
     return module
 
 
 def _plugin_path(top, plugin):
     """The plugin's file relative to top (as the report records it)."""
-    return Path(os.path.relpath(Path(plugin.__file__).resolve(), Path(top).resolve())).as_posix()
+    named = getattr(plugin, "__syclforge_plugin_path__", None) or plugin.__file__
+    return Path(os.path.relpath(os.path.abspath(named), os.path.abspath(top))).as_posix()
 
 
 # --------------------------------------------------------------------------
