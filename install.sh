@@ -74,7 +74,8 @@ if [ "$acpp" = 1 ] && [ -z "$acpp_problem" ]; then
 fi
 if [ ${#need[@]} -gt 0 ] || [ ${#acpp_need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then
-    apt-get update -qq
+    # only AdaptiveCpp's packages missing: a failure here is not fatal (below)
+    apt-get update -qq || [ ${#need[@]} -eq 0 ]
   elif [ ${#need[@]} -gt 0 ]; then
     echo "install.sh: error: missing system packages ${need[*]}; run as root or install them" >&2
     exit 1
