@@ -203,6 +203,14 @@ def fake_acpp(root, backends=("omp", "cuda", "hip"), *, version="25.10.0", **kw)
                      version_args=("--acpp-version",), **kw)
 
 
+def fake_acpp_in_cache(cache, sha="0123456789abcdef", backends=("omp",), *,
+                       version="24.06.0", **kw):
+    """cache/syclforge/toolchains/acpp-<sha>/bin/acpp, where
+    `./install.sh --acpp` builds AdaptiveCpp (cache: $XDG_CACHE_HOME)."""
+    return fake_acpp(Path(cache) / "syclforge" / "toolchains" / f"acpp-{sha}",
+                     backends=backends, version=version, **kw)
+
+
 def fake_oneapi_pip_prefix(root, *, version="2025.3.3", python="python3.11", omit=()):
     """A Python prefix with the files the oneapi-pip family looks for (empty
     libraries, sycl.hpp, the intel_sycl_rt dist-info METADATA), minus the

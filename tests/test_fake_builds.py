@@ -83,8 +83,10 @@ def test_failing_compiler_fails_the_target_and_leaves_no_output(checkout, tmp_pa
 
 def test_explain_says_why_for_every_family(checkout, tmp_path):
     icpx = fakes.fake_icpx(tmp_path / "oneapi", plugins=())
+    # an empty cache folder: ./install.sh --acpp's build stays out
     proc = scons("explain", "target=nvidia", cwd=checkout,
-                 env=env_with(os.path.dirname(icpx), tmp_path / "log"))
+                 env={**env_with(os.path.dirname(icpx), tmp_path / "log"),
+                      "XDG_CACHE_HOME": str(tmp_path / "cache")})
     out = proc.stdout
     assert re.search(r"^  icpx\s+refused: .*libur_adapter_cuda\.so", out, re.M), out
     assert re.search(r"^  acpp\s+refused: not installed", out, re.M), out
@@ -95,7 +97,9 @@ def test_explain_says_why_for_every_family(checkout, tmp_path):
 def test_toolchains_json_lists_every_family(checkout, tmp_path):
     import json
     icpx = fakes.fake_icpx(tmp_path / "oneapi", plugins=("cuda",))
-    proc = scons("toolchains", "format=json", cwd=checkout, env=env_with(os.path.dirname(icpx), tmp_path / "l"))
+    proc = scons("toolchains", "format=json", cwd=checkout,   # without ./install.sh --acpp's build
+                 env={**env_with(os.path.dirname(icpx), tmp_path / "l"),
+                      "XDG_CACHE_HOME": str(tmp_path / "cache")})
     rows = {r["name"]: r for r in json.loads(proc.stdout)}
     assert set(rows) >= {"gcc", "clang", "oneapi-pip", "icpx", "intel-llvm", "acpp"}
     assert rows["icpx"]["available"] and rows["icpx"]["version"] == "2025.1.0"

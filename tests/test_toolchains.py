@@ -337,6 +337,104 @@ def test_acpp_backends_from_its_version_output(families, tmp_path, backends, ven
         assert "not among its runtime backends" in det.unsupported["nvidia"]
 
 
+# --- found in the user's cache folder (cache_glob) ------------------------------
+
+CACHED = """\
+name: cached
+description: a compiler that an installer builds into the user's cache folder
+role: host
+kind: host
+preference: 5
+find:
+  search:
+    - path: cached-cc
+    - cache_glob: tools/cached-*/bin/cached-cc
+version:
+  args: [--version]
+  regex: 'cached-cc (\\d+\\.\\d+)'
+"""
+
+
+def _cached_cc(root, version):
+    return fakes.make_fake(Path(root) / "bin", "cached-cc", f"cached-cc {version}\n")
+
+
+def test_cache_glob_finds_under_xdg_cache_home_then_home(tmp_path):
+    (fam,) = tc.load_families(_family_dir(tmp_path, "cached", CACHED))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    xdg = _cached_cc(tmp_path / "xdg" / "tools" / "cached-aaaa", "1.0")
+    home = _cached_cc(tmp_path / "home" / ".cache" / "tools" / "cached-bbbb", "2.0")
+    env = {"PATH": str(empty), "HOME": str(tmp_path / "home")}
+    (det,) = tc.detect([fam], environ={**env, "XDG_CACHE_HOME": str(tmp_path / "xdg")})
+    assert (det.available, det.path, det.version) == (True, xdg, "1.0")
+    (det,) = tc.detect([fam], environ=env)            # no $XDG_CACHE_HOME: ~/.cache
+    assert (det.available, det.path, det.version) == (True, home, "2.0")
+    (det,) = tc.detect([fam], environ={**env, "XDG_CACHE_HOME": ""})   # empty = unset
+    assert det.path == home
+
+
+def test_cache_glob_after_path_and_newest_first(tmp_path):
+    (fam,) = tc.load_families(_family_dir(tmp_path, "cached", CACHED))
+    cache = tmp_path / "cache"
+    old = _cached_cc(cache / "tools" / "cached-old", "1.0")
+    new = _cached_cc(cache / "tools" / "cached-new", "2.0")
+    os.utime(old, (1_000_000, 1_000_000))
+    env = {"PATH": str(tmp_path / "nothing"), "XDG_CACHE_HOME": str(cache)}
+    (det,) = tc.detect([fam], environ=env)
+    assert det.path == new
+    on_path = _cached_cc(tmp_path / "usr", "3.0")
+    (det,) = tc.detect([fam], environ={**env, "PATH": str(Path(on_path).parent)})
+    assert det.path == on_path                          # PATH is tried first
+    # a candidate that fails is refused and the next one taken
+    fakes.make_fake(Path(new).parent, "cached-cc", "", version_exit=1)
+    (det,) = tc.detect([fam], environ=env)
+    assert det.path == old
+
+
+def test_cache_glob_ignores_what_is_not_an_installation(tmp_path):
+    (fam,) = tc.load_families(_family_dir(tmp_path, "cached", CACHED))
+    tools = tmp_path / "cache" / "tools"
+    (tools / "cached-nobin").mkdir(parents=True)               # no bin/cached-cc
+    _cached_cc(tools / ".cached-x.partial-123", "9.9")          # a build in progress
+    plain = tools / "cached-plain" / "bin" / "cached-cc"        # not executable
+    plain.parent.mkdir(parents=True)
+    plain.write_text("#!/bin/sh\necho cached-cc 9.9\n")
+    env = {"PATH": str(tmp_path / "nothing"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    (det,) = tc.detect([fam], environ=env)
+    assert not det.available
+    assert det.reason == (f"not installed: no cached-cc on PATH, "
+                          f"no {tmp_path / 'cache' / 'tools/cached-*/bin/cached-cc'}")
+    (det,) = tc.detect([fam], environ={"PATH": str(tmp_path / "nothing")})
+    assert det.reason == ("not installed: no cached-cc on PATH, no tools/cached-*/bin/cached-cc "
+                          "in the cache folder ($XDG_CACHE_HOME and $HOME unset)")
+
+
+def test_acpp_found_where_install_sh_builds_it(families, tmp_path):
+    acpp = fakes.fake_acpp_in_cache(tmp_path / "cache", backends=("omp",))
+    assert "/syclforge/toolchains/acpp-0123456789abcdef/bin/acpp" in acpp
+    env = {"PATH": str(tmp_path / "nothing"), "XDG_CACHE_HOME": str(tmp_path / "cache")}
+    (det,) = tc.detect(only(families, "acpp"), environ=env)
+    assert (det.available, det.path, det.version) == (True, acpp, "24.06.0")
+    assert det.info["backends"] == ["omp"]
+    assert det.info["cxx"] == acpp
+    # omp only: no target of targets.yaml is claimed (cpu-x86 stays oneapi-pip's,
+    # and without cuda/hip backends neither nvidia nor amd)
+    assert det.capabilities == {}
+    assert det.to_json(TARGETS)["targets"] == []
+    assert det.to_json(TARGETS)["backends"] == ["omp"]
+    (line,) = tc.format_table([det], TARGETS).splitlines()[1:]
+    assert line.split(None, 5) == ["acpp", "sycl", "yes", "24.06.0", acpp,
+                                   "none of the given targets (backends: omp)"]
+
+
+def test_format_table_names_probed_backends(families, tmp_path):
+    acpp = fakes.fake_acpp(tmp_path / "acpp", backends=("omp", "cuda"))
+    (det,) = tc.detect(only(families, "acpp"), environ=fakes.fake_env(Path(acpp).parent))
+    (line,) = tc.format_table([det], TARGETS).splitlines()[1:]
+    assert line.endswith("  nvidia (backends: omp, cuda)")
+
+
 # --- broken and missing tools ----------------------------------------------------
 
 def test_broken_tool_is_reported_not_raised(families, tmp_path):
@@ -388,7 +486,9 @@ def test_missing_tools_are_reported_with_reason(families, tmp_path):
     assert det["icpx"].reason.startswith("not installed: no icpx on PATH, $ONEAPI_ROOT not set; ")
     assert det["intel-llvm"].reason.startswith(
         "not installed: $SYCL_LLVM_ROOT not set, $DPCPP_HOME not set, no clang++ on PATH; ")
-    assert det["acpp"].reason.startswith("not installed: no acpp on PATH; ")
+    assert det["acpp"].reason.startswith(
+        "not installed: no acpp on PATH, no syclforge/toolchains/acpp-*/bin/acpp in the "
+        "cache folder ($XDG_CACHE_HOME and $HOME unset); run ./install.sh --acpp")
     assert det["clang"].reason == "not installed: no clang++ on PATH, no clang++-[0-9]* on PATH"
     assert det["oneapi-pip"].reason.startswith(
         f"not installed: {tmp_path / 'nopython'} (the Python prefix) lacks lib/libsycl.so or "

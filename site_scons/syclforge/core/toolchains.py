@@ -274,6 +274,8 @@ class Detected:
             "capabilities": {v: list(ids) for v, ids in self.capabilities.items()},
             "description": self.family.description,
         }
+        if "backends" in self.info:
+            out["backends"] = list(self.info["backends"])
         if not self.available:
             out["reason"] = self.reason
         return out
@@ -296,6 +298,16 @@ class _Ctx:
 
     def path_dirs(self):
         return [d for d in self.env.get("PATH", "").split(os.pathsep) if d]
+
+    def cache_dir(self):
+        """The user's cache folder ($XDG_CACHE_HOME, else $HOME/.cache, as
+        install.sh has it), where ./install.sh builds toolchains; None when
+        neither is set."""
+        xdg = self.env.get("XDG_CACHE_HOME")
+        if xdg:
+            return xdg
+        home = self.env.get("HOME")
+        return os.path.join(home, ".cache") if home else None
 
     def which_on_path(self, name):
         path = self.env.get("PATH", "")
@@ -422,6 +434,13 @@ def _is_executable(path):
     return os.path.isfile(path) and os.access(path, os.X_OK)
 
 
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime
+    except OSError:
+        return 0.0
+
+
 def _version_key(path):
     """clang++-19 -> (19,): sorts versioned names, highest first."""
     m = re.search(r"(\d+(?:\.\d+)*)$", os.path.basename(path))
@@ -445,6 +464,16 @@ def _candidates(search, ctx):
                 hits += [p for p in glob.glob(os.path.join(d, entry["path_glob"]))
                          if _is_executable(p)]
             found += sorted(hits, key=_version_key, reverse=True)
+        elif "cache_glob" in entry:
+            cache = ctx.cache_dir()
+            if not cache:
+                looked.append(f"no {entry['cache_glob']} in the cache folder "
+                              "($XDG_CACHE_HOME and $HOME unset)")
+                continue
+            looked.append(f"no {os.path.join(cache, entry['cache_glob'])}")
+            hits = [p for p in glob.glob(os.path.join(cache, entry["cache_glob"]))
+                    if _is_executable(p)]
+            found += sorted(hits, key=lambda p: (-_mtime(p), p))
         else:
             var, rel = entry["env"], os.path.join(entry["subdir"], entry["name"])
             base = ctx.env.get(var)
@@ -589,6 +618,8 @@ def format_table(detected, targets):
                 elif plan.possible:
                     parts.append(f"{t.name} (only {', '.join(plan.images)})")
             last = ", ".join(parts) or "none of the given targets"
+            if "backends" in d.info:
+                last += f" (backends: {', '.join(d.info['backends']) or 'none'})"
         rows.append((d.name, d.family.role, "yes" if d.available else "no",
                      d.version or "-", d.path or "-", last))
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
