@@ -502,7 +502,9 @@ def extracted(releases):
 # Only what the manifest says: a python3 with the wheels on PATH (or
 # SYCLFORGE_RUNTIME), nothing else of the build's environment.
 def _bare_env(**extra):
-    return dict({"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", "HOME": "/nonexistent"}, **extra)
+    # A lowered ISA set (SYCLFORGE_CPU_ISAS, a CI run as an AVX2 host) holds for the bundle too.
+    keep = {k: os.environ[k] for k in ("SYCLFORGE_CPU_ISAS",) if k in os.environ}
+    return dict({"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", "HOME": "/nonexistent"}, **keep, **extra)
 
 
 def test_extracted_kl_info_runs_like_build(extracted):

@@ -495,6 +495,12 @@ def test_server_stopped_mid_build(fake_build, tmp_path):
                 httpd.server_close()
         do_HEAD = do_GET
 
+        def do_PUT(self):          # uploads are taken (and not counted): only the GETs pace it
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(201)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
         def log_message(self, *args):
             pass
 
