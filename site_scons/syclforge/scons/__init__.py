@@ -18,7 +18,6 @@ decides comes from syclforge.core (plain Python, unit-tested); this is glue.
 """
 import atexit
 import glob
-import json
 import os
 import sys
 

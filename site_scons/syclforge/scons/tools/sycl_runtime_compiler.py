@@ -13,7 +13,7 @@ to the runtime compiler by name (syclforge.core.devsrc).
 import os
 
 import SCons.Scanner.C
-from SCons.Script import Action, Builder, Dir, File
+from SCons.Script import Action, Dir, File
 
 from syclforge.core import devsrc
 from syclforge.scons import paths, registry
