@@ -232,15 +232,22 @@ def test_interrupted_build_leaves_nothing_detection_takes(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        deadline = time.monotonic() + 60
+        import threading   # a loaded machine can take minutes to get there; a hang cannot last
+        watchdog = threading.Timer(900, lambda: os.killpg(proc.pid, signal.SIGKILL))
+        watchdog.daemon = True
+        watchdog.start()
+        seen = []
         for line in proc.stdout:
-            if "[acpp 3/4] compiling" in line or time.monotonic() > deadline:
+            seen.append(line)
+            if "[acpp 3/4] compiling" in line:
                 break
+        assert seen and "[acpp 3/4] compiling" in seen[-1], "".join(seen) + proc.stderr.read()
         time.sleep(1)
         tools = tmp_path / "cache" / "syclforge" / "toolchains"
         assert list(tools.glob(".acpp-*.partial-*")), "the build has not started"
         os.killpg(proc.pid, signal.SIGINT)       # Ctrl-C: the whole process group
         _, err = proc.communicate(timeout=30)
+        watchdog.cancel()
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
