@@ -228,9 +228,13 @@ def test_interrupted_build_leaves_nothing_detection_takes(tmp_path):
     co, env = _checkout(tmp_path)
     archive = _fake_archive(tmp_path, 'cmake_minimum_required(VERSION 3.13)\nproject(fake NONE)\n'
                                       'add_custom_target(slow ALL COMMAND sleep 300)\n')
+    # SIGINT back to its default first: a shell that starts pytest in the
+    # background (CI's may) leaves it ignored, and bash cannot trap a signal
+    # ignored on entry, so the Ctrl-C below would never arrive.
     proc = subprocess.Popen(["bash", str(co / "install.sh"), "--acpp", str(archive)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         import threading   # a loaded machine can take minutes to get there; a hang cannot last
         watchdog = threading.Timer(900, lambda: os.killpg(proc.pid, signal.SIGKILL))
