@@ -179,11 +179,19 @@ if [ "$acpp" = 1 ] && [ -z "$acpp_problem" ]; then
     set +e
     ( build_acpp ) &
     sub=$!
-    trap 'kill -TERM $sub 2>/dev/null; wait $sub; exit 130' INT TERM
+    # Ctrl-C or a kill ends the whole install (non-zero), not only the
+    # optional AdaptiveCpp part: the build's own trap removes its folders.
+    interrupted=
+    trap 'interrupted=1; kill -TERM $sub 2>/dev/null' INT TERM
     wait $sub
     rc=$?
+    while kill -0 $sub 2>/dev/null; do wait $sub; rc=$?; done   # a trap cut the first wait short
     trap - INT TERM
     set -e
+    if [ -n "$interrupted" ] || [ $rc -ge 128 ]; then
+      echo "install.sh: interrupted while building AdaptiveCpp (nothing of it kept)" >&2
+      exit 130
+    fi
     if [ $rc = 0 ]; then
       echo "install.sh: AdaptiveCpp built in $((SECONDS - start)) s: $dest/bin/acpp"
     else
