@@ -501,10 +501,13 @@ def extracted(releases):
 
 # Only what the manifest says: a python3 with the wheels on PATH (or
 # SYCLFORGE_RUNTIME), nothing else of the build's environment.
+def _lowered():
+    """A lowered ISA set (SYCLFORGE_CPU_ISAS, a CI run as an AVX2 host) holds for the bundle too."""
+    return {k: os.environ[k] for k in ("SYCLFORGE_CPU_ISAS",) if k in os.environ}
+
+
 def _bare_env(**extra):
-    # A lowered ISA set (SYCLFORGE_CPU_ISAS, a CI run as an AVX2 host) holds for the bundle too.
-    keep = {k: os.environ[k] for k in ("SYCLFORGE_CPU_ISAS",) if k in os.environ}
-    return dict({"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", "HOME": "/nonexistent"}, **keep, **extra)
+    return dict({"PATH": f"{Path(sys.prefix) / 'bin'}:/usr/bin:/bin", "HOME": "/nonexistent"}, **_lowered(), **extra)
 
 
 def test_extracted_kl_info_runs_like_build(extracted):
@@ -517,7 +520,7 @@ def test_extracted_kl_info_runs_like_build(extracted):
     alone = _run([b / "bin" / "kl-info"], "/", {"PATH": "/usr/bin:/bin"})
     assert alone.returncode != 0 and "libsycl.so.8" in alone.stderr, "the bundle reaches the build's runtime"
     lib = Path(sys.prefix) / "lib"
-    direct = _run([b / "bin" / "kl-info"], "/", {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": str(lib)})
+    direct = _run([b / "bin" / "kl-info"], "/", {"PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": str(lib), **_lowered()})
     assert direct.returncode == 0 and direct.stdout == ref.stdout
 
 
