@@ -2,6 +2,12 @@
 // launching kernels (launch_free.cpp for runtime-compiler toolchains,
 // launch_lambda.cpp for single-source ones). Arguments are already checked
 // (api.cpp) and sizes are non-zero; these only map the op onto an nd-range.
+//
+// api.cpp calls them through a Table (Runtime::Impl::ops) that the launch
+// file exports as kl_launch_table(): where a single-source family builds one
+// module per ISA (AdaptiveCpp), the table comes from the module the CPU runs
+// best (syclforge::load_module), so the launch files call nothing of the
+// library's other files (a module is loaded privately).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -41,4 +47,27 @@ void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
 // GEMM for M <= ops::GEMM_FEW_MAX_M
 void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
 
+// Every op above, once: the table's members.
+#define KL_LAUNCH_OPS(X)                                                                                           \
+  X(saxpy) X(silu) X(gelu_tanh) X(gelu_erf) X(swiglu) X(add) X(mul) X(rmsnorm) X(layernorm) X(softmax) X(row_sum)  \
+  X(row_max) X(row_argmax) X(embedding) X(rope) X(attention) X(gemm) X(gemv) X(gemm_mid) X(gemm_few)
+
+#define KL_LAUNCH_TYPE(op) using op##_fn = decltype(&op);
+KL_LAUNCH_OPS(KL_LAUNCH_TYPE)
+#undef KL_LAUNCH_TYPE
+struct Table {
+#define KL_LAUNCH_MEMBER(op) op##_fn op;
+  KL_LAUNCH_OPS(KL_LAUNCH_MEMBER)
+#undef KL_LAUNCH_MEMBER
+};
+
 } // namespace kl::launch
+
+// Defined by each launch file (KL_LAUNCH_TABLE_DEFINITION at its end).
+extern "C" const kl::launch::Table *kl_launch_table();
+#define KL_LAUNCH_ADDRESS(op) &kl::launch::op,
+#define KL_LAUNCH_TABLE_DEFINITION                                                                                 \
+  extern "C" __attribute__((visibility("default"))) const kl::launch::Table *kl_launch_table() {                  \
+    static const kl::launch::Table table{KL_LAUNCH_OPS(KL_LAUNCH_ADDRESS)};                                        \
+    return &table;                                                                                                 \
+  }

@@ -118,3 +118,5 @@ void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
 }
 
 } // namespace kl::launch
+
+KL_LAUNCH_TABLE_DEFINITION

@@ -1,7 +1,8 @@
 // Launch layer for single-source toolchains (icpx, intel/llvm clang, acpp):
 // the same ops launched as SYCL 2020 lambdas (local memory through
 // local_accessor); the compiler embeds the device images and the SYCL
-// runtime picks one, so the runtime here only chooses the device.
+// runtime picks one (or, AdaptiveCpp's omp flow, this file is compiled once
+// per ISA into a module and runtime_sycl.cpp loads the best one).
 #include <cstdio>
 #include <cstdlib>
 
@@ -17,109 +18,86 @@
 #include "ops/softmax.hpp"
 #include "runtime/launch.hpp"
 #include "runtime/runtime_impl.hpp"
-#include "syclforge/fatbin.hpp"
 
 namespace kl {
-
-Runtime::Runtime() : Runtime(std::string()) {}
-
-Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
-  if (!image.empty() && image != "runtime-selected")
-    throw Error("image " + image + ": single-source builds (" + syclforge::build_toolchain() +
-                ") leave the choice of device image to the SYCL runtime");
-  impl_->q = sycl::queue(sycl::default_selector_v, impl_->async_handler(), sycl::property::queue::in_order());
-  impl_->image = "runtime-selected";
-  impl_->attempts.push_back({impl_->image, true, ""});
-  if (const char *v = std::getenv("SYCLFORGE_VERBOSE"); v && *v && std::string(v) != "0")
-    std::fprintf(stderr, "syclforge: device=\"%s\" image=%s\n", device_name().c_str(), impl_->image.c_str());
-}
-Runtime::~Runtime() {
-  try {
-    impl_->q.wait();
-  } catch (...) {
-  }
-}
-
-void Runtime::Impl::enqueue(const char *name, int, const size_t *, const size_t *, const Arg *, size_t) {
-  throw Error(std::string("enqueueing kernels by name (") + name + ") is for runtime-compiler builds");
-}
-
 
 namespace launch {
 namespace {
 constexpr size_t RL = ops::ROW_LANES;
 size_t up(size_t n, size_t m) { return Runtime::Impl::round_up(n, m); }
+// The queue without Runtime::queue(): a module calls nothing of the library.
+sycl::queue &queue_of(Runtime &rt) { return rt.impl().q; }
 sycl::nd_range<1> rows_range(size_t rows) { return sycl::nd_range<1>(sycl::range<1>(rows * RL), sycl::range<1>(RL)); }
 } // namespace
 
 // ---- element-wise -------------------------------------------------------
 void saxpy(Runtime &rt, float a, const float *x, float *y, size_t n) {
-  rt.queue().parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::saxpy(a, x[i], y[i]); });
+  queue_of(rt).parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::saxpy(a, x[i], y[i]); });
 }
 void silu(Runtime &rt, const float *x, float *y, size_t n) {
-  rt.queue().parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::silu(x[i]); });
+  queue_of(rt).parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::silu(x[i]); });
 }
 void gelu_tanh(Runtime &rt, const float *x, float *y, size_t n) {
-  rt.queue().parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::gelu_tanh(x[i]); });
+  queue_of(rt).parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::gelu_tanh(x[i]); });
 }
 void gelu_erf(Runtime &rt, const float *x, float *y, size_t n) {
-  rt.queue().parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::gelu_erf(x[i]); });
+  queue_of(rt).parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::gelu_erf(x[i]); });
 }
 void swiglu(Runtime &rt, const float *gate, const float *up_, float *y, size_t n) {
-  rt.queue().parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::swiglu(gate[i], up_[i]); });
+  queue_of(rt).parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::swiglu(gate[i], up_[i]); });
 }
 void add(Runtime &rt, const float *a, const float *b, float *y, size_t n) {
-  rt.queue().parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::add(a[i], b[i]); });
+  queue_of(rt).parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::add(a[i], b[i]); });
 }
 void mul(Runtime &rt, const float *a, const float *b, float *y, size_t n) {
-  rt.queue().parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::mul(a[i], b[i]); });
+  queue_of(rt).parallel_for(sycl::range<1>(n), [=](sycl::id<1> i) { y[i] = ops::mul(a[i], b[i]); });
 }
 
 // ---- row-wise: one work-group of ROW_LANES per row, the team of ops::*_row -
 void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps) {
-  rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
+  queue_of(rt).parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
     ops::rmsnorm_row(it.get_group(), x + r * dim, weight, y + r * dim, dim, eps);
   });
 }
 void layernorm(Runtime &rt, const float *x, const float *weight, const float *bias, float *y, size_t rows,
                       size_t dim, float eps) {
-  rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
+  queue_of(rt).parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
     ops::layernorm_row(it.get_group(), x + r * dim, weight, bias, y + r * dim, dim, eps);
   });
 }
 void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, int causal, size_t pos0,
                     float temperature) {
-  rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
+  queue_of(rt).parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
     ops::softmax_row(it.get_group(), x + r * cols, y + r * cols, cols, ops::softmax_visible(cols, causal, pos0, r),
                      temperature);
   });
 }
 void row_sum(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
-  rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
+  queue_of(rt).parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
     float v = ops::row_sum(it.get_group(), x + r * cols, cols);
     if (it.get_local_id(0) == 0) out[r] = v;
   });
 }
 void row_max(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
-  rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
+  queue_of(rt).parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
     float v = ops::row_max(it.get_group(), x + r * cols, cols);
     if (it.get_local_id(0) == 0) out[r] = v;
   });
 }
 void row_argmax(Runtime &rt, const float *x, int32_t *out, size_t rows, size_t cols) {
-  rt.queue().parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
+  queue_of(rt).parallel_for(rows_range(rows), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
     int32_t v = ops::row_argmax(it.get_group(), x + r * cols, cols);
     if (it.get_local_id(0) == 0) out[r] = v;
   });
 }
 void embedding(Runtime &rt, const float *table, const int32_t *ids, float *y, size_t n_ids, size_t dim) {
-  rt.queue().parallel_for(rows_range(n_ids), [=](sycl::nd_item<1> it) {
+  queue_of(rt).parallel_for(rows_range(n_ids), [=](sycl::nd_item<1> it) {
     size_t r = it.get_group(0);
     ops::embedding_row(it.get_group(), table + size_t(ids[r]) * dim, y + r * dim, dim);
   });
@@ -130,7 +108,7 @@ void rope(Runtime &rt, float *x, const float *freq, size_t tokens, size_t heads,
                  size_t pos0) {
   const size_t half = head_dim / 2;
   sycl::nd_range<2> range(sycl::range<2>(tokens, up(half, RL)), sycl::range<2>(1, RL));
-  rt.queue().parallel_for(range, [=](sycl::nd_item<2> it) {
+  queue_of(rt).parallel_for(range, [=](sycl::nd_item<2> it) {
     size_t t = it.get_global_id(0), i = it.get_global_id(1);
     if (i < half)
       ops::rope_token(x + t * heads * head_dim, heads, head_dim, i, float(pos0 + t), freq[i], freq[half + i]);
@@ -141,13 +119,13 @@ void rope(Runtime &rt, float *x, const float *freq, size_t tokens, size_t heads,
 void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out,
                       size_t tokens, size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0, float scale) {
   const size_t group = n_heads / n_kv_heads, kv_stride = n_kv_heads * head_dim;
-  rt.queue().submit([&](sycl::handler &cgh) {
+  queue_of(rt).submit([&](sycl::handler &cgh) {
     sycl::local_accessor<float, 1> scores(sycl::range<1>(ops::ATTN_LOCAL), cgh);
     cgh.parallel_for(rows_range(tokens * n_heads), [=](sycl::nd_item<1> it) {
       size_t row = it.get_group(0), t = row / n_heads, head = row % n_heads;
       size_t kv = (head / group) * head_dim;
       ops::attention_row(it, q + row * head_dim, k_cache + kv, v_cache + kv, out + row * head_dim, pos0 + t + 1,
-                         head_dim, kv_stride, scale, scores.get_multi_ptr<sycl::access::decorated::no>().get());
+                         head_dim, kv_stride, scale, &scores[0]);
     });
   });
 }
@@ -156,10 +134,10 @@ void attention(Runtime &rt, const float *q, const float *k_cache, const float *v
 // ops::gemm_tile: one work-group of L1 x L0 per BM x BN tile of y
 template <typename T> void tiled(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
   sycl::nd_range<2> range(sycl::range<2>(up(M, T::BM) / T::RM, up(N, T::BN) / T::RN), sycl::range<2>(T::L1, T::L0));
-  rt.queue().submit([&](sycl::handler &cgh) {
+  queue_of(rt).submit([&](sycl::handler &cgh) {
     sycl::local_accessor<float, 1> ws(sycl::range<1>(T::LOCAL), cgh);
     cgh.parallel_for(range, [=](sycl::nd_item<2> it) {
-      ops::gemm_tile<T>(it, x, w, y, M, N, K, ws.get_multi_ptr<sycl::access::decorated::no>().get());
+      ops::gemm_tile<T>(it, x, w, y, M, N, K, &ws[0]);
     });
   });
 }
@@ -175,10 +153,10 @@ template <typename T> void rows_product(Runtime &rt, const float *x, const float
                                         size_t K) {
   const size_t groups = up(M, T::MB) / T::MB * (up(N, T::ROWS) / T::ROWS);
   sycl::nd_range<2> range(sycl::range<2>(groups * T::GROUPS, T::LANES), sycl::range<2>(T::GROUPS, T::LANES));
-  rt.queue().submit([&](sycl::handler &cgh) {
+  queue_of(rt).submit([&](sycl::handler &cgh) {
     sycl::local_accessor<float, 1> scratch(sycl::range<1>(T::LOCAL), cgh);
     cgh.parallel_for(range, [=](sycl::nd_item<2> it) {
-      ops::gemm_rows<T>(it, x, w, y, M, N, K, scratch.get_multi_ptr<sycl::access::decorated::no>().get());
+      ops::gemm_rows<T>(it, x, w, y, M, N, K, &scratch[0]);
     });
   });
 }
@@ -191,3 +169,5 @@ void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
 
 } // namespace launch
 } // namespace kl
+
+KL_LAUNCH_TABLE_DEFINITION

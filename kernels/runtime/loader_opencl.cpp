@@ -30,6 +30,7 @@ Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
     syclforge::Loaded loaded = syclforge::load_image(m.q, image);
     for (const auto &a : loaded.attempts) m.attempts.push_back({a.image, a.ok, a.why});
     m.program = loaded.program;
+    m.ops = kl_launch_table(); // launch_free.cpp, in this library
     m.image = loaded.image;
     m.row_lanes = loaded.vector_floats;
     m.compute_units = std::max<size_t>(1, dev.get_info<sycl::info::device::max_compute_units>());

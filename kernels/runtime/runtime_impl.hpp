@@ -11,6 +11,7 @@
 #include <sycl/sycl.hpp>
 
 #include "ops/common.hpp"
+#include "runtime/launch.hpp"
 #include "syclforge/kl.hpp"
 
 namespace kl {
@@ -19,6 +20,7 @@ struct Runtime::Impl {
   sycl::queue q;
   std::string image;
   std::vector<Attempt> attempts;
+  const launch::Table *ops = nullptr; // the launch layer: this binary's, or the chosen module's
   void *program = nullptr; // cl_program, runtime-compiler toolchains only
   std::map<std::string, void *> kernels; // name -> cl_kernel
   std::mutex mutex;                      // kernels, rope_tables, kernel arguments while enqueueing

@@ -49,8 +49,10 @@ def _images(det, target, images):
     return images
 
 
-def _device_words(det, target, images, stage):
+def _device_words(det, target, images, stage, module=None):
     device = det.family.data["flags"]["device"]
+    if module is not None:
+        images = [module]
     parts = device.get(stage, ["always", "targets", "backend"])
     groups = {}           # target string -> archs, in first-seen order
     backend_args = {}     # target string -> args
@@ -77,7 +79,40 @@ def _device_words(det, target, images, stage):
             if args:
                 words += [w.replace("{target}", t).replace("{args}", " ".join(args))
                           for w in device["backend"]]
+    if module is not None:
+        words += det.family.image_spec(target.vendor, module)[1].get("flags", [])
     return words
+
+
+def uses_modules(det, target):
+    """True where each native image of target is a module of its own (the
+    family's 'modules': AdaptiveCpp's omp flow compiles one ISA per binary)."""
+    return bool((det.family.vendor_caps(target.vendor) or {}).get("modules"))
+
+
+def module_compile_flags(det, target, image):
+    """Compile flags of one native image's module, e.g. ['-std=c++17',
+    '--acpp-targets=omp', '-march=x86-64-v4']: its own compile of the device
+    sources."""
+    _check(det)
+    _module_check(det, target, image)
+    return [*det.family.data["flags"].get("compile", []), *_device_words(det, target, None, "compile", image)]
+
+
+def module_link_flags(det, target, image):
+    """Link flags of one native image's module (a shared object)."""
+    _check(det)
+    _module_check(det, target, image)
+    return [*_device_words(det, target, None, "link", image), *det.family.data["flags"].get("link", [])]
+
+
+def _module_check(det, target, image):
+    if not uses_modules(det, target):
+        raise SyclforgeError(f"{det.name} builds {target.vendor} images into the binary itself, not as modules")
+    spec = det.family.image_spec(target.vendor, image)
+    if spec is None or spec[0] != "native" or not det.can_produce(target.vendor, image):
+        raise SyclforgeError(f"{det.name} makes no {image} module for {target.name}: its {target.vendor} "
+                             f"modules are {', '.join(det.capabilities.get(target.vendor, [])) or 'none'}")
 
 
 def device_flags(det, target, *, images=None):

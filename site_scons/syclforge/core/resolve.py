@@ -15,10 +15,16 @@ that is always there). Rules:
 
 1. The first available toolchain that produces EVERY image of the target in
    one binary is selected.
-2. If none does, the first available toolchain that can produce every image
-   but not all in one binary (its family file sets max_native_per_binary,
-   e.g. DPC++ holds one spir64_x86_64 image) is selected; the Resolution's
-   images/dropped say what it builds and the verdict says why.
+2. If none does, the first available toolchain that serves the target in
+   part is selected: it makes every NATIVE image, but leaves some out of the
+   binary: natives beyond its family's max_native_per_binary (DPC++ holds one
+   spir64_x86_64 image), or a portable image its family lists in not_made
+   with the reason (AdaptiveCpp makes no SPIR-V). The Resolution's
+   images/dropped say what it builds and the verdict says why. A toolchain
+   that cannot make some native image never serves the target.
+   So a complete toolchain always wins over a partial one of higher
+   preference (oneapi-pip over acpp for cpu-x86); pin toolchain=NAME to
+   build with the partial one.
 3. Otherwise the target is skipped, and skip_reason says why each toolchain
    was refused.
 
@@ -151,7 +157,8 @@ def resolve(target, detected, pin=None):
             verdicts.append(Verdict(
                 d.name, False,
                 f"not selected: {chosen.name} builds all of {', '.join(_full_ids(target))} in "
-                f"one binary; {d.name} would build only {', '.join(plan.images)}"))
+                f"one binary; {d.name} would build only {', '.join(plan.images)} "
+                f"(pin toolchain={d.name} to build with it)"))
     if chosen is None:
         return Resolution(target, None, verdicts, pinned=pin)
     plan = plans[chosen.name][1]
@@ -166,7 +173,7 @@ def _full_ids(target):
 def _builds(plan):
     text = f"builds {', '.join(plan.images)}"
     if plan.dropped:
-        text += f" (not {', '.join(plan.dropped)} in the same binary: {plan.note})"
+        text += f" (leaves out {', '.join(plan.dropped)}: {plan.note})"
     return text
 
 
@@ -188,7 +195,7 @@ def explain(resolution):
         lines.append(f"Selected {d.name} {d.version or ''} ({d.path}): "
                      f"images {', '.join(resolution.images)}")
         if resolution.dropped:
-            lines.append(f"  not in this binary: {', '.join(resolution.dropped)}")
+            lines.append(f"  not in this binary: {', '.join(resolution.dropped)} ({resolution.note})")
     else:
         lines.append(f"No toolchain selected for {resolution.target.name}: {resolution.brief_reason}")
     return "\n".join(lines)

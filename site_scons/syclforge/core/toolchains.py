@@ -203,9 +203,9 @@ def run_tool(argv, *, env=None, timeout=DEFAULT_TIMEOUT):
 class ImagePlan(NamedTuple):
     """What one toolchain would put in one target's fat binary."""
     images: tuple        # image ids in the binary, in the target's order
-    dropped: tuple       # ids it can make, but not in the same binary
-    missing: tuple       # ids it cannot make at all
-    note: Optional[str]  # why dropped (the family's 'limitation')
+    dropped: tuple       # ids it leaves out of the binary (see plan())
+    missing: tuple       # ids it cannot make at all (the target is refused)
+    note: Optional[str]  # why dropped (the family's 'limitation' / 'not_made')
 
     @property
     def possible(self):
@@ -233,20 +233,33 @@ class Detected:
 
     def plan(self, target):
         """ImagePlan for target: which of its images this toolchain builds
-        into one binary, which it leaves out, which it cannot make."""
+        into one binary, which it leaves out (with why), which it cannot make.
+
+        Left out (dropped), not missing: native images beyond the family's
+        max_native_per_binary, and a portable image the family names in
+        not_made: the binary still serves every native image, it only has no
+        fallback for other devices. A native image it cannot make is missing."""
         ids = [image.id for image in target.images]
         if not self.available:
             return ImagePlan((), (), tuple(ids), None)
-        missing = tuple(i for i in ids if not self.can_produce(target.vendor, i))
         caps = self.family.vendor_caps(target.vendor) or {}
+        not_made = caps.get("not_made") or {}
+        unmade = [im.id for im in target.images if not self.can_produce(target.vendor, im.id)]
+        portable_out = tuple(im.id for im in target.images
+                             if im.kind == "portable" and im.id in unmade and im.id in not_made)
+        missing = tuple(i for i in unmade if i not in portable_out)
         limit = caps.get("max_native_per_binary")
         natives = [im.id for im in target.images
                    if im.kind == "native" and im.id not in missing]
         kept = set(natives if limit is None else natives[:limit])
         images = tuple(im.id for im in target.images
-                       if im.id not in missing and (im.kind != "native" or im.id in kept))
-        dropped = tuple(i for i in natives if i not in kept)
-        note = _one_line(caps.get("limitation")) if dropped else None
+                       if im.id not in unmade and (im.kind != "native" or im.id in kept))
+        dropped = tuple(i for i in natives if i not in kept) + portable_out
+        notes = []
+        if any(i not in kept for i in natives):
+            notes.append(_one_line(caps.get("limitation")))
+        notes += [_one_line(not_made[i]) for i in portable_out]
+        note = "; ".join(n for n in notes if n) or None
         return ImagePlan(images, dropped, missing, note)
 
     def why_not(self, target):

@@ -14,10 +14,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <mutex>
-#include <set>
-#include <sstream>
 #include <string>
 
+#include "cpu_isa.hpp"
 #include "embedded.hpp"
 #include "syclforge/fatbin.hpp"
 
@@ -97,70 +96,16 @@ size_t vector_floats(const std::string &id, cl_device_id dev) {
   return w >= 16 ? 16 : w >= 8 ? 8 : 4;
 }
 
-// Whether the CPU itself has the ISA of a native image id (ids of targets.yaml).
-bool cpu_supports(const std::string &id) {
-  __builtin_cpu_init();
-  if (id == "avx512")
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  if (id == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (id == "sse4.2") return __builtin_cpu_supports("sse4.2");
-  return false;
-}
-
-// SYCLFORGE_CPU_ISAS=avx2,sse4.2 makes this process treat the CPU as having
-// only those of its ISAs, so that an AVX-512 machine runs an AVX2 host's path
-// (pin, image choice, refusals) for real. Read once, before the pin.
-struct CpuIsas {
-  std::string value;   // the variable, empty when unset
-  std::string error;   // why it cannot be used (reported by every load_image)
-  std::set<std::string> listed;
-};
-const CpuIsas &cpu_isas() {
-  static const CpuIsas parsed = [] {
-    CpuIsas c;
-    const char *v = std::getenv("SYCLFORGE_CPU_ISAS");
-    if (!v || !*v) return c;
-    c.value = v;
-    std::string known, item;
-    for (const Isa &i : ISAS) known += std::string(known.empty() ? "" : ", ") + i.id;
-    std::istringstream in(c.value);
-    while (std::getline(in, item, ',')) {
-      item.erase(0, item.find_first_not_of(" \t"));
-      item.erase(item.find_last_not_of(" \t") + 1);
-      if (item.empty()) continue;
-      if (!isa_of(item)) {
-        c.error = "SYCLFORGE_CPU_ISAS=" + c.value + ": unknown ISA '" + item + "' (known: " + known + ")";
-        return c;
-      }
-      c.listed.insert(item);
-    }
-    bool any = false;
-    for (const auto &id : c.listed) any |= cpu_supports(id);
-    if (!any)
-      c.error = "SYCLFORGE_CPU_ISAS=" + c.value + " names no ISA this CPU has (it can lower the set, not raise it;"
-                " known: " + known + ")";
-    return c;
-  }();
-  return parsed;
-}
-
-// Whether this process may use the ISA of a native image id.
-bool cpu_has(const std::string &id) {
-  const CpuIsas &c = cpu_isas();
-  return cpu_supports(id) && (c.value.empty() || c.listed.count(id));
-}
-
 // The pin is set in this process's environment, which child processes
 // inherit: SYCLFORGE_PINNED_ARCH marks it as ours, so that a child (say, one
 // started with a lower SYCLFORGE_CPU_ISAS) pins afresh instead of taking it
 // for the user's own choice.
 __attribute__((constructor)) void pin_cpu_runtime_isa() {
-  if (!cpu_isas().error.empty()) return; // load_image reports it
+  if (!cpu::isas().error.empty()) return; // load_image reports it
   const char *cur = std::getenv("CL_CONFIG_CPU_TARGET_ARCH"), *ours = std::getenv("SYCLFORGE_PINNED_ARCH");
   if (cur && !(ours && std::string(cur) == ours)) return; // the user's own value wins
   for (const Isa &i : ISAS)
-    if (cpu_has(i.id)) {
+    if (cpu::has(i.id)) {
       setenv("CL_CONFIG_CPU_TARGET_ARCH", i.arch, 1);
       setenv("SYCLFORGE_PINNED_ARCH", i.arch, 1);
       return;
@@ -192,10 +137,9 @@ void resync_builtins(cl_context ctx, cl_device_id dev, const std::string &next) 
 // Why the runtime refused a native image (CL_INVALID_BINARY).
 std::string why_refused(const std::string &id) {
   std::string base = "CL_INVALID_BINARY [-42]";
-  if (cpu_supports(id) && !cpu_has(id))
-    return base + " (the device lacks this ISA: SYCLFORGE_CPU_ISAS=" + cpu_isas().value + " leaves " + id +
-           " out of this process)";
-  if (cpu_has(id))
+  if (cpu::supports(id) && !cpu::has(id))
+    return base + " (the device lacks this ISA: " + cpu::why_not(id) + ")";
+  if (cpu::has(id))
     return base + " (this CPU has " + id +
            ", but the CPU runtime was started for a lower ISA: CL_CONFIG_CPU_TARGET_ARCH, or the OpenCL CPU"
            " runtime started before this library was loaded)";
@@ -241,7 +185,7 @@ Loaded load_image(const sycl::queue &q, const std::string &image) {
     }
     if (!known) throw Error(asked + ": no such image in this binary (it holds: " + ids + ")");
   }
-  if (!cpu_isas().error.empty()) throw Error(cpu_isas().error);
+  if (!cpu::isas().error.empty()) throw Error(cpu::isas().error);
 
   std::lock_guard<std::mutex> lock(loader_mutex);
   for (size_t i = 0; i < syclforge_embedded_image_count; ++i) {

@@ -119,7 +119,7 @@ def _device_objects(env, name, device, shared, overrides):
     suffix = ".os" if shared else ".o"
     out = Dir(env["SF_OUT"]).Dir("obj").Dir("syclforge")
     objs = build(out.File(f"{name}.images{suffix}"), table)
-    for part in ("loader_opencl", "info"):
+    for part in ("loader_opencl", "info", "cpu_isa"):
         objs += build(out.File(f"{name}.{part}{suffix}"), File(os.path.join(paths.RUNTIME, part + ".cpp")))
     return objs, {}
 

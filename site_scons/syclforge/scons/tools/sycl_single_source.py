@@ -7,7 +7,18 @@ as usual) with $CXX set to the driver and the device flags of the family's
 description in toolchains/ (syclforge.core.commands). Device sources need
 no other treatment: device=[...] only adds them to the binary, with a table
 of the images the driver embedded (syclforge/fatbin.hpp reads it).
+
+Where the family compiles one native image per binary (its 'modules', e.g.
+AdaptiveCpp's omp flow, one -march per compile), the device sources are
+compiled once per native image with that image's flags and linked into a
+module per image ($SF_OUT/images/<binary>/<image>.so, -Wl,--no-undefined:
+a module is loaded privately and must not call back into the binary); the
+binary embeds the modules and syclforge::load_module() picks one at run time.
 """
+import os
+
+from SCons.Script import Dir, File
+
 from syclforge.core import commands
 from syclforge.scons import paths
 
@@ -24,19 +35,47 @@ def _configure_family(env, det, target):
 
 
 
+def _modules(env, name, device, overrides):
+    """One module per native image: the device sources compiled and linked
+    with that image's flags. Returns (table entries, module files)."""
+    det, target = env["SF_DET"], env["SF_TARGET"]
+    entries, files = [], []
+    images_dir = Dir(env["SF_OUT"]).Dir("images").Dir(str(name))
+    for image in (i for i in target.images if i.id in env["SF_IMAGES"] and i.kind == "native"):
+        menv = env.Clone(**{k: v for k, v in overrides.items() if k in ("CPPPATH", "CPPDEFINES", "CXXFLAGS")})
+        # What the module adds to the binary's flags (the image's -march).
+        cflags = [f for f in commands.module_compile_flags(det, target, image.id) if f not in menv["CXXFLAGS"]]
+        lflags = [f for f in commands.module_link_flags(det, target, image.id) if f not in menv["SHLINKFLAGS"]]
+        menv.Append(CXXFLAGS=cflags, SHLINKFLAGS=lflags + ["-Wl,--no-undefined"])
+        menv["SF_OUT"] = env.Dir(env["SF_OUT"]).Dir("modules").Dir(str(name)).Dir(image.id).abspath
+        objs = menv.SfObjects(device, True, {})
+        module = menv.SharedLibrary(images_dir.File(f"{image.id}.so"), objs, SHLIBPREFIX="", SHLIBSUFFIX=".so",
+                                    SHLINKCOMSTR=env.get("SF_MODULESTR", "$SHLINKCOMSTR"))
+        files += module
+        entries.append((image.id, image.kind, True))
+    return entries, files
+
+
 def _device_objects(env, name, device, shared, overrides):
     if not device:
         return [], {}
-    objs = env.SfObjects(device, shared, overrides)
-    kinds = {i.id: i.kind for i in env["SF_TARGET"].images}
-    table = env.SfImageTable(name, [(i, kinds[i], False) for i in env["SF_IMAGES"]], [])
+    det, target = env["SF_DET"], env["SF_TARGET"]
     renv = env.Clone()
     renv.Append(CPPPATH=[env.SfRelTop(paths.RUNTIME)])
     build = renv.SharedObject if shared else renv.Object
     suffix = ".os" if shared else ".o"
     out = env.Dir(env["SF_OUT"]).Dir("obj").Dir("syclforge")
+    if commands.uses_modules(det, target):
+        entries, files = _modules(env, name, device, overrides)
+        objs = []
+    else:
+        objs = env.SfObjects(device, shared, overrides)
+        kinds = {i.id: i.kind for i in target.images}
+        entries, files = [(i, kinds[i], False) for i in env["SF_IMAGES"]], []
+    table = env.SfImageTable(name, entries, files)
     objs += build(out.File(f"{name}.images{suffix}"), table)
-    objs += build(out.File(f"{name}.info{suffix}"), env.File(paths.RUNTIME + "/info.cpp"))
+    for part in ("info", "loader_module", "cpu_isa"):
+        objs += build(out.File(f"{name}.{part}{suffix}"), env.File(os.path.join(paths.RUNTIME, part + ".cpp")))
     return objs, {}
 
 

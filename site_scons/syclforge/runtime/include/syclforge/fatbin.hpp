@@ -45,6 +45,27 @@ std::string build_toolchain(); // the toolchain family that built it
 std::vector<Image> images();   // what this binary holds, in order of preference
 bool verbose();                // SYCLFORGE_VERBOSE is set (and not 0)
 
+#ifndef SYCLFORGE_RUNTIME_COMPILER
+// Single-source builds. Where the family compiles one native image per
+// binary (AdaptiveCpp's omp flow: -march=x86-64-v4/v3/v2), the device
+// sources are compiled once per image into a module that the binary embeds,
+// and load_module() loads the best one this process may run: by the CPU's
+// features and SYCLFORGE_CPU_ISAS, or the one forced by `image` (else
+// $SYCLFORGE_IMAGE); Error names every attempt when none runs. Call the
+// device code through symbols the device sources export (extern "C", default
+// visibility): a module is loaded privately (RTLD_LOCAL), so it must not call
+// back into the binary. Where the driver holds every image in the binary
+// itself (icpx, intel/llvm clang), the binary is its own module and its
+// image is "runtime-selected": the SYCL runtime picks.
+struct Module {
+  void *handle = nullptr;     // dlopen handle of the module (or of this binary)
+  std::string image;          // the chosen image's id
+  std::vector<Attempt> attempts;
+  void *symbol(const char *name) const; // Error if the module lacks it
+};
+Module load_module(const std::string &image = "");
+#endif
+
 #ifdef SYCLFORGE_RUNTIME_COMPILER
 // An OpenCL error code as text: "CL_INVALID_BINARY (...) [-42]".
 std::string describe_cl_error(int err);
