@@ -39,7 +39,12 @@ class Context:
         detected = detect(families)
         all_targets = config.load_targets(targets_path)
         chosen = config.select_targets(all_targets, target)
-        plans = [resolve.resolve(t, detected, pin=pin) for t in chosen]
+        pins = resolve.parse_pins(pin, detected)
+        if pins and chosen:   # an unknown name is an error before anything is built
+            for name in pins:
+                resolve.resolve(chosen[0], detected, pin=name)
+        plans = [r for t in chosen
+                 for r in resolve.resolve_variants(t, detected, pins, every=(pin or "").strip() == "all")]
         return cls(top, all_targets, chosen, detected, plans)
 
 
@@ -191,7 +196,8 @@ def main(argv=None):
     p.add_argument("--top", default=".", help="the project folder (targets.yaml), default: here")
     p = sub.add_parser("explain", help="why each toolchain was accepted or refused for a target")
     p.add_argument("target", help="a target of targets.yaml, a comma list, or 'all'")
-    p.add_argument("--toolchain", default=None, help="pin one toolchain family, as toolchain= does")
+    p.add_argument("--toolchain", default=None,
+                   help="pin toolchain families, as toolchain= does: NAME, NAME,NAME or all")
     p.add_argument("--top", default=".", help="the project folder (targets.yaml), default: here")
     p = sub.add_parser("verify", help="check release bundles: checksums, manifest, SBOM")
     p.add_argument("bundles", nargs="+", metavar="BUNDLE")

@@ -64,6 +64,20 @@ class Resolution:
     images: tuple = ()       # image ids the selected toolchain puts in the binary
     dropped: tuple = ()      # images of the target it leaves out of that binary
     note: Optional[str] = field(default=None, repr=False)   # why dropped
+    # "" for the toolchain resolution picks unpinned (built in build/<target>/),
+    # else the toolchain's name (build/<target>/<toolchain>/): several
+    # toolchains of one target build side by side.
+    variant: str = ""
+
+    @property
+    def build_dir(self):
+        """Where this (target, toolchain) builds, relative to the top."""
+        return "build/" + self.target.name + (f"/{self.variant}" if self.variant else "")
+
+    @property
+    def label(self):
+        """'cpu-x86', or 'cpu-x86/acpp' for a variant (summary, bundle names)."""
+        return self.target.name + (f"/{self.variant}" if self.variant else "")
 
     @property
     def ok(self):
@@ -164,6 +178,42 @@ def resolve(target, detected, pin=None):
     plan = plans[chosen.name][1]
     return Resolution(target, chosen, verdicts, pinned=pin, images=plan.images,
                       dropped=plan.dropped, note=plan.note)
+
+
+def parse_pins(text, detected):
+    """toolchain= as given: None (resolution picks), or a list of SYCL
+    toolchain names: 'a,b', or 'all' (every available SYCL toolchain)."""
+    text = (text or "").strip()
+    if not text:
+        return None
+    if text == "all":
+        return [d.name for d in _sycl_toolchains(detected) if d.available]
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if len(set(names)) != len(names):
+        raise SyclforgeError(f"toolchain={text}: a toolchain is named twice")
+    return names
+
+
+def resolve_variants(target, detected, pins, every=False):
+    """One Resolution per toolchain that builds target: the resolver's pick
+    with pins None; else one per pinned toolchain. Each knows its variant:
+    "" for the toolchain the resolver would pick unpinned (build/<target>/),
+    the toolchain's name for any other (build/<target>/<toolchain>/). With
+    every=True (toolchain=all), toolchains that cannot serve the target are
+    left out (unless none can: then the plain resolution says why); a
+    toolchain named in a list that cannot serve it is SKIPPED with the reason."""
+    default = resolve(target, detected)
+    if pins is None:
+        return [default]
+    out = []
+    for pin in pins:
+        r = resolve(target, detected, pin=pin)
+        if r.ok and (not default.ok or r.toolchain.name != default.toolchain.name):
+            r.variant = pin
+        out.append(r)
+    if every:
+        out = [r for r in out if r.ok] or [default]
+    return out
 
 
 def _full_ids(target):

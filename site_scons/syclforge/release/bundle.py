@@ -457,6 +457,7 @@ class Spec:
     forbidden: list                # strings no file may hold (build dir, prefix)
     version: str = __version__
     name: str = PROJECT
+    variant: str = ""              # a toolchain other than the resolver's pick: in the name
 
 
 def _elf_entry(path, dest, role, rpath, rename_needed):
@@ -501,7 +502,7 @@ def _readme(spec, root, runtime_how, runtime, programs, models):
 
 def make_bundle(spec):
     """Write spec.out; returns the manifest (a dict)."""
-    root = bundle_name(spec.target["name"], spec.version, spec.name)
+    root = bundle_name(spec.target["name"] + (f"-{spec.variant}" if spec.variant else ""), spec.version, spec.name)
     shipped = {os.path.basename(p) for p in spec.libraries}
     entries = [_elf_entry(p, "lib/" + os.path.basename(p), "library", LIBRARY_RPATH, shipped)
                for p in sorted(spec.libraries)]

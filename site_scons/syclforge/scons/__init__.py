@@ -60,8 +60,11 @@ class Project:
         v = Variables(None, ARGUMENTS)
         v.AddVariables(
             ("target", "device targets to build: 'all' or a comma list of names from targets.yaml", "all"),
-            ("toolchain", "pin one SYCL toolchain family for every target (see `scons toolchains`); "
-                          "a target it cannot serve is SKIPPED with the reason", ""),
+            ("toolchain", "pin SYCL toolchain families (see `scons toolchains`): NAME builds every chosen "
+                          "target with it; NAME,NAME or 'all' builds each target with each of them side by "
+                          "side; a pinned toolchain that cannot serve a target is SKIPPED with the reason. "
+                          "The toolchain resolution picks unpinned builds in build/<target>/, any other in "
+                          "build/<target>/<toolchain>/", ""),
             BoolVariable("strict", "make a SKIPPED target an error (exit 1)", False),
             ("cache", "build cache: DIR, SCons's CacheDir (a clean checkout rebuilds from it), or "
                       "http(s)://HOST[:PORT]/PREFIX, an HTTP cache in Bazel's layout (/cas/, /ac/) shared "
@@ -165,10 +168,13 @@ class Project:
                 _fail(str(e))
 
     def envs(self):
-        """One configured Environment per target this machine can build: its
-        builders are SyclProgram, SyclSharedLibrary and SyclObject; outputs
-        go to build/<target>/. What they build is the target's alias and the
-        default (`scons`, `scons <target>`)."""
+        """One configured Environment per (target, toolchain) this machine can
+        build: its builders are SyclProgram, SyclSharedLibrary and SyclObject;
+        outputs go to build/<target>/ (env["SF_BUILD_DIR"]), or
+        build/<target>/<toolchain>/ for a toolchain other than the one the
+        resolution picks (toolchain=a,b). What they build is the target's
+        alias and the default (`scons`, `scons <target>`). env["SF_LABEL"]
+        names the variant: 'cpu-x86' or 'cpu-x86/acpp'."""
         if self.help_only:
             return []
         if self.envs_made is not None:
@@ -177,30 +183,32 @@ class Project:
         for plan in self.plans:
             if plan.ok:
                 env = self.base.Clone(tools=[plan.toolchain.family.data["scons_tool"]])
-                env.SyclforgeConfigure(plan.toolchain, plan.target, out=f"#build/{plan.target.name}",
+                env.SyclforgeConfigure(plan.toolchain, plan.target, out="#" + plan.build_dir,
                                        images=plan.images)
                 env["SF_PLAN"] = plan
+                env["SF_LABEL"] = plan.label
+                env["SF_BUILD_DIR"] = "#" + plan.build_dir
                 out.append(env)
         self.envs_made = out
         return list(out)
 
     def build(self, sconscript, **exports):
-        """Run sconscript once per buildable target, with `env` (and exports)
-        exported and its objects under build/<target>/obj/. Returns
-        {target name: what the SConscript returned}."""
+        """Run sconscript once per buildable (target, toolchain), with `env`
+        (and exports) exported and its objects under <build dir>/obj/.
+        Returns {env["SF_LABEL"]: what the SConscript returned}."""
         from SCons.Script import SConscript
         where = os.path.dirname(sconscript)
         results = {}
         for env in self.envs():
-            t = env["SF_TARGET_NAME"]
-            results[t] = SConscript(sconscript, exports={"env": env, **exports},
-                                    variant_dir=f"#build/{t}/obj/{where}" if where else f"#build/{t}/obj",
-                                    duplicate=False)
+            d = env["SF_BUILD_DIR"]
+            results[env["SF_LABEL"]] = SConscript(sconscript, exports={"env": env, **exports},
+                                                  variant_dir=f"{d}/obj/{where}" if where else f"{d}/obj",
+                                                  duplicate=False)
         return results
 
     def add(self, env, nodes):
         """Count nodes as part of env's target (`scons <target>`, the summary)."""
-        self.built.setdefault(env["SF_TARGET_NAME"], []).extend(env.Flatten([nodes]))
+        self.built.setdefault(env["SF_LABEL"], []).extend(env.Flatten([nodes]))
 
     # ------------------------------------------------------------------ verbs
     def release(self, env, *, programs=(), libraries=(), headers=None, models=None):
@@ -219,8 +227,9 @@ class Project:
     def numerics(self, plugin, files):
         """`scons numerics`: every image of every built target through the
         numerics plugin (a Python file, see syclforge.numerics), against
-        float64 and each other. files(target_name) -> {name: path} of the
-        artifacts the plugin runs."""
+        float64 and each other. files(build_dir) -> {name: path} of the
+        artifacts the plugin runs, given the absolute build folder of each
+        (target, toolchain) (build/<target>/ or build/<target>/<toolchain>/)."""
         self._numerics = (plugin, files)
 
     def alias(self, name, depends, action, comstr):
@@ -243,7 +252,7 @@ class Project:
         for env in self.envs_made or []:
             plan = env["SF_PLAN"]
             t = plan.target.name
-            nodes = registry.outputs(env) + self.built.get(t, [])
+            nodes = registry.outputs(env) + self.built.get(plan.label, [])
             env.SyclforgeCacheKey(nodes, remote_cache.toolchain_identity(plan.toolchain, plan.target,
                                                                          plan.images, self._digests))
             aliases.append(Alias(t, nodes))
@@ -299,7 +308,7 @@ class Project:
                     report = numerics.merge(self.top, out, merge_dirs, plugin=plugin)
                 else:
                     specs = [{"target": p.target.name, "toolchain": p.toolchain.name, "images": list(p.images),
-                              "files": files(p.target.name)} for p in plans]
+                              "files": files(os.path.join(self.top, p.build_dir))} for p in plans]
                     report = numerics.run_local(self.top, specs, out, plugin=plugin, perturb=perturb,
                                                 python=python)
             except SyclforgeError as e:
@@ -321,11 +330,12 @@ class Project:
                 rows.append(summary.Row(p.target.name, "SKIPPED", "", (),
                                         f"{p.brief_reason} (scons explain target={p.target.name})"))
                 continue
-            failed = summary.first_failure(p.target.name, failures)
+            failed = summary.first_failure(p.build_dir, failures,
+                                           inner=[q.build_dir for q in self.plans if q.variant and not p.variant])
             images = tuple(p.images) + tuple(f"(not {d})" for d in p.dropped)
             reason = f"{failed[0]}: {failed[1]} (output above; nothing half-written was kept)" if failed else ""
             rows.append(summary.Row(p.target.name, "FAILED" if failed else "BUILT", p.toolchain.name,
-                                    images, reason))
+                                    images, reason, note=p.note if p.dropped else ""))
         if rows:
             print("\n" + summary.format_summary(rows))
 
@@ -358,6 +368,7 @@ variables:
 {variables}
 outputs:
   build/<target>/bin/, build/<target>/lib/   programs and libraries per target
+  build/<target>/<toolchain>/...             the same for another toolchain (toolchain=a,b)
   compile_commands.json                      host and device sources, for clangd
   dist/<name>-<version>-<target>.tar.gz      `scons release`: a relocatable bundle
 

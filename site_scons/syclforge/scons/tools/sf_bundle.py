@@ -110,8 +110,9 @@ def SyclforgeBundle(env, libraries, programs, *, headers=None, models=None, name
         "binary_nodes": [n.abspath for n in libs + progs],
         "name": name,
         "version": version,
+        "variant": env["SF_PLAN"].variant,
     }
-    name = bundle.bundle_name(target.name, version, name)
+    name = bundle.bundle_name(target.name + (f"-{spec['variant']}" if spec["variant"] else ""), version, name)
     # The spec (with SOURCE_DATE_EPOCH and the git revision) is part of the
     # bundle's signature: a new commit or epoch makes a new archive.
     stamp = Value(json.dumps({k: v for k, v in spec.items() if k != "forbidden"}, sort_keys=True,
