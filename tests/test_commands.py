@@ -9,6 +9,7 @@ import pytest
 import fakes
 from syclforge.core import toolchains as tc
 from syclforge.core.commands import compile_command, device_flags, link_command
+from syclforge.core import commands
 from syclforge.errors import SyclforgeError
 from syclforge.core.model import Image, Target
 
@@ -68,10 +69,11 @@ def test_exact_command_lines(tools, family, target):
     else:
         link_dev, compile_dev = DPCPP_LINK[target], DPCPP_COMPILE[target]
     assert device_flags(d, t) == link_dev
+    fixed = ["-std=c++17", "-O3"] if family == "acpp" else ["-std=c++17"]
     assert compile_command(d, t, "kernels/saxpy.cpp", "build/saxpy.o",
                            includes=["include", "/opt/x/include"], defines=["NDEBUG", "N=4"],
                            extra=["-O2"]) == [
-        exe, "-std=c++17", *compile_dev, "-Iinclude", "-I/opt/x/include", "-DNDEBUG", "-DN=4",
+        exe, *fixed, *compile_dev, "-Iinclude", "-I/opt/x/include", "-DNDEBUG", "-DN=4",
         "-O2", "-c", "kernels/saxpy.cpp", "-o", "build/saxpy.o"]
     assert link_command(d, t, ["a.o", Path("b.o")], "build/app",
                         libdirs=["/opt/lib"], libs=["m", ":libfoo.so.2"],
@@ -82,11 +84,28 @@ def test_exact_command_lines(tools, family, target):
         exe, "-shared", *link_dev, "a.o", "-o", "libk.so"]
 
 
-@pytest.mark.parametrize("target", ["cpu-x86", "intel-gpu"])
-def test_acpp_refuses_cpu_isas_and_intel_gpus(tools, target):
+@pytest.mark.parametrize("target", ["intel-gpu"])
+def test_acpp_refuses_intel_gpus(tools, target):
     with pytest.raises(SyclforgeError) as e:
         device_flags(tools["acpp"], TARGETS[target])
     assert str(e.value).startswith(f"acpp cannot build {target}: cannot produce ")
+
+
+def test_acpp_builds_one_module_per_x86_isa(tools):
+    # The omp flow compiles one ISA per binary: the binary's own flags carry
+    # no -march, each module adds its ISA's x86-64 level (toolchains/acpp.yaml).
+    d = tools["acpp"]
+    assert commands.uses_modules(d, CPU_X86) and not commands.uses_modules(d, NVIDIA)
+    assert commands.compile_flags(d, CPU_X86) == ["-std=c++17", "-O3", "--acpp-targets=omp.library-only"]
+    for isa, level in (("avx512", "v4"), ("avx2", "v3"), ("sse4.2", "v2")):
+        assert commands.module_compile_flags(d, CPU_X86, isa) == [
+            "-std=c++17", "-O3", "--acpp-targets=omp.library-only", f"-march=x86-64-{level}"]
+        assert commands.module_link_flags(d, CPU_X86, isa) == [
+            "--acpp-targets=omp.library-only", f"-march=x86-64-{level}"]
+    with pytest.raises(SyclforgeError, match="makes no spirv module"):
+        commands.module_compile_flags(d, CPU_X86, "spirv")
+    with pytest.raises(SyclforgeError, match="not as modules"):
+        commands.module_compile_flags(tools["icpx"], CPU_X86, "avx2")
 
 
 def test_one_module_per_x86_isa(tools):

@@ -33,7 +33,8 @@ ICPX_ALL = {"x86": ["avx512", "avx2", "sse4.2", "spirv"], "intel": ["pvc", "dg2"
             "nvidia": ["sm_90", "sm_80", "ptx"], "amd": ["gfx942", "gfx90a"]}
 PIP = {"x86": ["avx512", "avx2", "sse4.2", "spirv"]}
 PIP_UNSUPPORTED = dict(GPU_REASON)
-ACPP_CAPS = {"nvidia": ["sm_90", "sm_80", "ptx"], "amd": ["gfx942", "gfx90a"]}
+ACPP_CAPS = {"x86": ["avx512", "avx2", "sse4.2"], "nvidia": ["sm_90", "sm_80", "ptx"],
+             "amd": ["gfx942", "gfx90a"]}
 ACPP_UNSUPPORTED = dict(FAMILIES["acpp"].data["unsupported"])
 
 
@@ -81,9 +82,35 @@ def test_complete_binary_beats_earlier_partial_one():
     assert res.images == ("avx512", "avx2", "sse4.2", "spirv")
     assert reasons(res)["icpx"] == (
         "not selected: oneapi-pip builds all of avx512, avx2, sse4.2, spirv in one binary; "
-        "icpx would build only avx512, spirv")
-    assert reasons(res)["acpp"].startswith("refused: cannot produce avx512, avx2, sse4.2, spirv: "
-                                           "AdaptiveCpp builds CPU code for the host CPU")
+        "icpx would build only avx512, spirv (pin toolchain=icpx to build with it)")
+    # acpp makes the natives but no SPIR-V: partial, so the complete one wins
+    # although acpp comes first in preference.
+    assert reasons(res)["acpp"] == (
+        "not selected: oneapi-pip builds all of avx512, avx2, sse4.2, spirv in one binary; "
+        "acpp would build only avx512, avx2, sse4.2 (pin toolchain=acpp to build with it)")
+
+
+def test_portable_image_a_family_cannot_make_is_dropped_with_its_reason():
+    # Rule 2: every native image, no portable one (the family's not_made).
+    only_acpp = [det("icpx", available=False), det("intel-llvm", available=False),
+                 det("acpp", caps=ACPP_CAPS, unsupported=ACPP_UNSUPPORTED), det("oneapi-pip", available=False)]
+    pinned = resolve(CPU_X86, everything(), pin="acpp")
+    for res in (resolve(CPU_X86, only_acpp), pinned):
+        assert res.ok and res.toolchain.name == "acpp"
+        assert res.images == ("avx512", "avx2", "sse4.2") and res.dropped == ("spirv",)
+        assert res.note.startswith("AdaptiveCpp makes no SPIR-V image")
+        assert reasons(res)["acpp"].startswith("accepted: builds avx512, avx2, sse4.2 (leaves out spirv: "
+                                               "AdaptiveCpp makes no SPIR-V image")
+        assert "  not in this binary: spirv (AdaptiveCpp makes no SPIR-V" in explain(res)
+
+
+def test_a_missing_native_image_is_never_partial_service():
+    # Without avx512 acpp would serve only part of the CPUs the target names:
+    # refused, even though spirv alone would be dropped.
+    caps = {"x86": ["avx2", "sse4.2"]}
+    res = resolve(CPU_X86, [det("acpp", caps=caps, unsupported=ACPP_UNSUPPORTED), det("oneapi-pip", available=False)])
+    assert not res.ok
+    assert reasons(res)["acpp"].startswith("refused: cannot produce avx512: its x86 images are avx2, sse4.2")
 
 
 def test_partial_toolchain_selected_when_nothing_builds_all():
@@ -93,13 +120,13 @@ def test_partial_toolchain_selected_when_nothing_builds_all():
     assert res.images == ("avx512", "spirv") and res.dropped == ("avx2", "sse4.2")
     assert "one spir64_x86_64 image per binary" in res.note
     accepted = reasons(res)["icpx"]
-    assert accepted.startswith("accepted: builds avx512, spirv (not avx2, sse4.2 in the same "
-                               "binary: DPC++ embeds one spir64_x86_64 image per binary")
+    assert accepted.startswith("accepted: builds avx512, spirv (leaves out avx2, sse4.2: "
+                               "DPC++ embeds one spir64_x86_64 image per binary")
     assert "\n" not in accepted
     assert reasons(res)["intel-llvm"] == "not selected: icpx preferred"
     text = explain(res)
     assert "Selected icpx 1.0.0 (/opt/icpx/bin/icpx): images avx512, spirv" in text
-    assert "  not in this binary: avx2, sse4.2" in text
+    assert "  not in this binary: avx2, sse4.2 (DPC++ embeds one spir64_x86_64" in text
 
 
 def test_nothing_can_build_gives_one_line_skip_reason():
@@ -218,3 +245,38 @@ def test_resolution_with_fakes_end_to_end(tmp_path):
         "refused: cannot produce sm_90, sm_80, ptx: needs Codeplay's oneAPI for NVIDIA GPUs plugin")
     assert resolve(INTEL_GPU, detected).toolchain.name == "icpx"
     assert isinstance(res, Resolution) and all(isinstance(v, Verdict) for v in res.verdicts)
+
+
+# --- several toolchains side by side (toolchain=a,b / all) -------------------------
+
+def test_variants_build_side_by_side_in_their_own_folders():
+    from syclforge.core.resolve import parse_pins, resolve_variants
+    found = everything()
+    assert parse_pins("", found) is None
+    assert parse_pins("all", found) == ["icpx", "intel-llvm", "acpp", "oneapi-pip"]
+    assert parse_pins(" oneapi-pip, acpp ", found) == ["oneapi-pip", "acpp"]
+    with pytest.raises(SyclforgeError, match="named twice"):
+        parse_pins("acpp,acpp", found)
+    (plain,) = resolve_variants(CPU_X86, found, None)
+    assert (plain.toolchain.name, plain.variant, plain.build_dir) == ("oneapi-pip", "", "build/cpu-x86")
+    pip, acpp = resolve_variants(CPU_X86, found, ["oneapi-pip", "acpp"])
+    # the resolver's own pick keeps build/<target>/; any other gets a folder of its own
+    assert (pip.variant, pip.build_dir, pip.label) == ("", "build/cpu-x86", "cpu-x86")
+    assert (acpp.variant, acpp.build_dir, acpp.label) == ("acpp", "build/cpu-x86/acpp", "cpu-x86/acpp")
+    assert acpp.dropped == ("spirv",)
+
+
+def test_all_leaves_out_toolchains_that_cannot_serve_but_a_named_one_is_skipped():
+    from syclforge.core.resolve import resolve_variants
+    found = [det("icpx", available=False), det("intel-llvm", available=False),
+             det("acpp", caps=ACPP_CAPS, unsupported=ACPP_UNSUPPORTED),
+             det("oneapi-pip", caps=PIP, unsupported=PIP_UNSUPPORTED)]
+    every = resolve_variants(AMD, found, ["acpp", "oneapi-pip"], every=True)
+    assert [(r.toolchain.name, r.variant) for r in every] == [("acpp", "")]
+    named = resolve_variants(AMD, found, ["acpp", "oneapi-pip"])
+    assert [r.ok for r in named] == [True, False]
+    assert named[1].skip_reason.startswith("toolchain=oneapi-pip was pinned but cannot serve amd")
+    # nothing serves: 'all' still gives one row, saying why
+    (none,) = resolve_variants(AMD, [det("oneapi-pip", caps=PIP, unsupported=PIP_UNSUPPORTED)], ["oneapi-pip"],
+                               every=True)
+    assert not none.ok and "no toolchain can build amd" in none.skip_reason

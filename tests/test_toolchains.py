@@ -319,9 +319,10 @@ def test_clang_versioned_names_highest_first(families, tmp_path):
 
 
 @pytest.mark.parametrize("backends,vendors", [
-    (("omp",), set()),
-    (("omp", "cuda"), {"nvidia"}),
-    (("omp", "cuda", "hip", "ocl"), {"nvidia", "amd"}),
+    (("omp",), {"x86"}),
+    (("omp", "cuda"), {"x86", "nvidia"}),
+    (("omp", "cuda", "hip", "ocl"), {"x86", "nvidia", "amd"}),
+    (("cuda",), {"nvidia"}),
 ])
 def test_acpp_backends_from_its_version_output(families, tmp_path, backends, vendors):
     acpp = fakes.fake_acpp(tmp_path / "acpp", backends=backends, version="24.10.0")
@@ -330,7 +331,10 @@ def test_acpp_backends_from_its_version_output(families, tmp_path, backends, ven
     assert Version(det.version) == Version("24.10.0")
     assert det.info["backends"] == list(backends)
     assert set(det.capabilities) == vendors
-    assert "no per-ISA images" in det.unsupported["x86"]
+    if "x86" in vendors:   # the omp backend: one module per ISA
+        assert det.capabilities["x86"] == ["avx512", "avx2", "sse4.2"]
+    else:
+        assert "OpenMP host backend" in det.unsupported["x86"]
     if "nvidia" in vendors:
         assert det.capabilities["nvidia"][-1] == "ptx"
     else:
@@ -418,21 +422,21 @@ def test_acpp_found_where_install_sh_builds_it(families, tmp_path):
     assert (det.available, det.path, det.version) == (True, acpp, "24.06.0")
     assert det.info["backends"] == ["omp"]
     assert det.info["cxx"] == acpp
-    # omp only: no target of targets.yaml is claimed (cpu-x86 stays oneapi-pip's,
-    # and without cuda/hip backends neither nvidia nor amd)
-    assert det.capabilities == {}
+    # omp only: cpu-x86's ISAs as modules (not its SPIR-V, so no target in
+    # full), and without cuda/hip backends neither nvidia nor amd
+    assert det.capabilities == {"x86": ["avx512", "avx2", "sse4.2"]}
     assert det.to_json(TARGETS)["targets"] == []
     assert det.to_json(TARGETS)["backends"] == ["omp"]
     (line,) = tc.format_table([det], TARGETS).splitlines()[1:]
     assert line.split(None, 5) == ["acpp", "sycl", "yes", "24.06.0", acpp,
-                                   "none of the given targets (backends: omp)"]
+                                   "cpu-x86 (only avx512, avx2, sse4.2) (backends: omp)"]
 
 
 def test_format_table_names_probed_backends(families, tmp_path):
     acpp = fakes.fake_acpp(tmp_path / "acpp", backends=("omp", "cuda"))
     (det,) = tc.detect(only(families, "acpp"), environ=fakes.fake_env(Path(acpp).parent))
     (line,) = tc.format_table([det], TARGETS).splitlines()[1:]
-    assert line.endswith("  nvidia (backends: omp, cuda)")
+    assert line.endswith("  cpu-x86 (only avx512, avx2, sse4.2), nvidia (backends: omp, cuda)")
 
 
 # --- broken and missing tools ----------------------------------------------------
