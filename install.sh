@@ -13,7 +13,7 @@
 #               "Shared cache").
 # --acpp        also AdaptiveCpp, built from a source archive (default: the
 #               AdaptiveCpp-*.tar.gz in ../shared/vendor/) into
-#               ${XDG_CACHE_HOME:-~/.cache}/syclforge/toolchains/acpp-<sha256:16>/,
+#               ${XDG_CACHE_HOME:-~/.cache}/syclforge/toolchains/acpp-<key>/ (key: sha256 of the archive and the build options, 16 hex),
 #               where toolchains/acpp.yaml finds it. Built once per archive;
 #               a second run reuses it. When it cannot be built (no archive,
 #               dependencies missing, build failure) install.sh says why,
@@ -138,7 +138,7 @@ build_acpp() {
     -DCLANG_EXECUTABLE_PATH=/usr/bin/clang++-19 \
     -DWITH_OPENCL_BACKEND=OFF -DWITH_LEVEL_ZERO_BACKEND=OFF \
     -DWITH_CUDA_BACKEND=OFF -DWITH_ROCM_BACKEND=OFF \
-    -DWITH_LLVM_TO_SPIRV=OFF >>"$log" 2>&1
+    -DWITH_LLVM_TO_SPIRV=OFF $acpp_cmake_options >>"$log" 2>&1
   echo "install.sh: [acpp 3/4] compiling (ninja -j$(nproc); about 6 min on 2 cores)"
   ninja -C "$tmp/build" -j"$(nproc)" >>"$log" 2>&1 &
   ninja_pid=$!
@@ -160,10 +160,17 @@ build_acpp() {
   grep -q 'librt-backend-omp\.so' <<<"$version" ||
     { echo "install.sh: acpp --acpp-version lists no OpenMP backend" >>"$log"; exit 1; }
   mv -T "$partial" "$dest"
+  touch "$dest"   # detection takes the newest installation (its folder's mtime)
 }
 
+# Options beyond the fixed ones above, part of the cache key: the minimal
+# feature profile builds no generic (SSCP) JIT, so the runtime and its
+# backend plugins need no libLLVM (129 MB) and a release bundle can carry
+# them (../shared/ENVIRONMENT.md); syclforge uses the omp.library-only flow.
+acpp_cmake_options="-DACPP_COMPILER_FEATURE_PROFILE=minimal"
 if [ "$acpp" = 1 ] && [ -z "$acpp_problem" ]; then
-  sha=$(sha256sum "$acpp_archive" | cut -c1-16)
+  # one folder per (source archive, build options)
+  sha=$( { sha256sum "$acpp_archive" | cut -d' ' -f1; echo "$acpp_cmake_options"; } | sha256sum | cut -c1-16)
   tools=${XDG_CACHE_HOME:-$HOME/.cache}/syclforge/toolchains
   dest=$tools/acpp-$sha
   log=$tools/acpp-$sha.log

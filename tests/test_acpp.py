@@ -15,6 +15,7 @@ detection would take for an installation.
 """
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -264,7 +265,10 @@ def test_interrupted_build_leaves_nothing_detection_takes(tmp_path):
 def test_second_run_reuses_the_build(tmp_path):
     co, env = _checkout(tmp_path)
     archive = _fake_archive(tmp_path, "not built: the cache already holds it\n")
-    sha = hashlib.sha256(archive.read_bytes()).hexdigest()[:16]
+    # the key: the archive's sha256 and install.sh's build options
+    options = re.search(r'^acpp_cmake_options="([^"]*)"', (REPO / "install.sh").read_text(), re.M).group(1)
+    digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+    sha = hashlib.sha256(f"{digest}\n{options}\n".encode()).hexdigest()[:16]
     fakes.fake_acpp_in_cache(tmp_path / "cache", sha=sha)
     start = time.monotonic()
     proc = subprocess.run(["bash", str(co / "install.sh"), "--acpp", str(archive)], env=env,

@@ -7,6 +7,7 @@ image, forced by id. Output buffers are poisoned with NaN before each op, so
 an element an op forgets to write (a tile's tail) cannot pass as a stale
 right answer. Shapes are chosen off tile sizes (1, 7, 33, 65, 129, 300).
 """
+import os
 import re
 import sys
 import zlib
@@ -21,7 +22,11 @@ import reference as R  # noqa: E402
 import tolerance  # noqa: E402
 from syclforge_kl import OPS, KLError, MissingOpError, Runtime  # noqa: E402
 
-LIB = REPO / "build" / "cpu-x86" / "lib" / "libsyclforge_kl.so"
+# SYCLFORGE_TEST_TOOLCHAIN=acpp runs every test on the library AdaptiveCpp
+# built (build/cpu-x86/acpp/, toolchain=acpp): tests/test_acpp.py does.
+TOOLCHAIN = os.environ.get("SYCLFORGE_TEST_TOOLCHAIN", "oneapi-pip")
+BUILD = REPO / "build" / "cpu-x86" / ("" if TOOLCHAIN == "oneapi-pip" else TOOLCHAIN)
+LIB = BUILD / "lib" / "libsyclforge_kl.so"
 HEADER = REPO / "kernels" / "include" / "syclforge" / "kl_c.h"
 
 
@@ -31,15 +36,19 @@ HEADER = REPO / "kernels" / "include" / "syclforge" / "kl_c.h"
 # as an AVX2 and an SSE4.2 host). Every image they allow runs every test; the
 # others must be refused (test_image_the_cpu_lacks_is_refused).
 ISAS = cpu_isas()
-IMAGES = ISAS + ["spirv"]
+PORTABLE = ["spirv"] if TOOLCHAIN == "oneapi-pip" else []   # acpp makes no SPIR-V
+IMAGES = ISAS + PORTABLE
 REFUSED = [i for i in ("avx512", "avx2", "sse4.2") if i not in ISAS]
+# How a native image above the process's ISAs is refused: by the OpenCL CPU
+# runtime itself (oneapi-pip), or by syclforge's module loader (acpp).
+REFUSAL = r"CL_INVALID_BINARY.*lacks this ISA" if TOOLCHAIN == "oneapi-pip" else r"(this CPU lacks|leaves \S+ out)"
 
 
 @pytest.fixture(scope="session")
 def kl_lib():
     """The kernel library, built once per session as test_cpu_build does."""
     if not LIB.exists():   # a lowered run (test_isa_paths.py) reuses the parent's build
-        scons("target=cpu-x86")
+        scons("target=cpu-x86", *([] if TOOLCHAIN == "oneapi-pip" else [f"toolchain=oneapi-pip,{TOOLCHAIN}"]))
     assert LIB.exists()
     return LIB
 
@@ -632,7 +641,7 @@ def test_reduction_needs_a_column(rt, op):
 # ---------------------------------------------------------------- the binding
 
 def test_unknown_image_is_an_error(kl_lib):
-    with pytest.raises(KLError, match=r"no such image.*avx2.*spirv"):
+    with pytest.raises(KLError, match=r"no such image.*avx2" + (".*spirv" if PORTABLE else "")):
         Runtime("sm_90", lib=kl_lib)
 
 
@@ -641,7 +650,7 @@ def test_image_the_cpu_lacks_is_refused(kl_lib):
     runtime itself. On a CPU with all of them, a child posing as an SSE4.2
     host (SYCLFORGE_CPU_ISAS) must refuse avx2 and avx512: never a skip."""
     for image in REFUSED:
-        with pytest.raises(KLError, match=r"CL_INVALID_BINARY.*lacks this ISA"):
+        with pytest.raises(KLError, match=REFUSAL):
             Runtime(image, lib=kl_lib)
     script = f"""
 import sys
@@ -658,7 +667,7 @@ print("default", Runtime(lib={str(kl_lib)!r}).image)
     proc = run([sys.executable, "-c", script], env={"SYCLFORGE_CPU_ISAS": "sse4.2"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for image in ("avx512", "avx2"):
-        assert re.search(rf"^{re.escape(image)} refused: .*CL_INVALID_BINARY.*lacks this ISA", proc.stdout, re.M), \
+        assert re.search(rf"^{re.escape(image)} refused: .*{REFUSAL}", proc.stdout, re.M), \
             proc.stdout
     assert "SYCLFORGE_CPU_ISAS=sse4.2 leaves avx2 out" in proc.stdout, proc.stdout
     assert "default sse4.2" in proc.stdout
@@ -682,7 +691,7 @@ def test_default_image_is_the_best_native(kl_lib):
     want = best_image()
     with Runtime(lib=kl_lib) as r:
         assert r.image == want
-        assert r.target == "cpu-x86" and r.toolchain == "oneapi-pip"
+        assert r.target == "cpu-x86" and r.toolchain == TOOLCHAIN
         assert r.device_name
 
 
@@ -695,8 +704,13 @@ def test_a_missing_symbol_fails_only_its_call(rt):
 def test_spirv_image_is_right_after_a_native_one(kl_lib):
     """Runtimes of several images in one process must not disturb each other:
     the SPIR-V image, created after the sse4.2 one, computes silu right.
-    (A fresh process: the order is the point; test_isa_paths.py runs them all.)"""
+    (A fresh process: the order is the point; test_isa_paths.py runs them all.)
+    A build without SPIR-V (acpp) refuses it by name."""
     import subprocess
+    if not PORTABLE:
+        with pytest.raises(KLError, match=r"SYCLFORGE_IMAGE=spirv|image spirv.*no such image"):
+            Runtime("spirv", lib=kl_lib)
+        return
     script = f"""
 import sys, numpy as np
 sys.path.insert(0, {str(REPO / "kernels" / "python")!r})

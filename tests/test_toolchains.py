@@ -381,9 +381,14 @@ def test_cache_glob_finds_under_xdg_cache_home_then_home(tmp_path):
 def test_cache_glob_after_path_and_newest_first(tmp_path):
     (fam,) = tc.load_families(_family_dir(tmp_path, "cached", CACHED))
     cache = tmp_path / "cache"
+    # "newest": the installation folder's mtime (install.sh touches it when it
+    # moves a build into place); the executables keep the archive's own times.
     old = _cached_cc(cache / "tools" / "cached-old", "1.0")
     new = _cached_cc(cache / "tools" / "cached-new", "2.0")
-    os.utime(old, (1_000_000, 1_000_000))
+    os.utime(new, (1_000_000, 1_000_000))
+    os.utime(old, (2_000_000, 2_000_000))
+    os.utime(cache / "tools" / "cached-old", (3_000_000, 3_000_000))
+    os.utime(cache / "tools" / "cached-new", (4_000_000, 4_000_000))
     env = {"PATH": str(tmp_path / "nothing"), "XDG_CACHE_HOME": str(cache)}
     (det,) = tc.detect([fam], environ=env)
     assert det.path == new

@@ -486,7 +486,13 @@ def _candidates(search, ctx):
             looked.append(f"no {os.path.join(cache, entry['cache_glob'])}")
             hits = [p for p in glob.glob(os.path.join(cache, entry["cache_glob"]))
                     if _is_executable(p)]
-            found += sorted(hits, key=lambda p: (-_mtime(p), p))
+            # Newest installation first: the mtime of the folder the pattern's
+            # first wildcard matched (install.sh touches acpp-<key>/ when it
+            # moves a build into place; the files keep the archive's times).
+            parts = entry["cache_glob"].split("/")
+            depth = next((i for i, part in enumerate(parts) if any(c in part for c in "*?[")), len(parts) - 1)
+            top = lambda p: os.path.join(cache, *os.path.relpath(p, cache).split(os.sep)[:depth + 1])
+            found += sorted(hits, key=lambda p: (-_mtime(top(p)), p))
         else:
             var, rel = entry["env"], os.path.join(entry["subdir"], entry["name"])
             base = ctx.env.get(var)

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from syclforge import __version__
-from syclforge.release import elf, sbom
+from syclforge.release import carry, elf, sbom
 from syclforge.errors import SyclforgeError
 
 PROJECT = "syclforge"
@@ -284,6 +284,12 @@ case " @PROGRAMS@ " in
   *" $prog "*) ;;
   *) echo "bin/run: no program '$prog' in this bundle (it has: @PROGRAMS@)" >&2; exit 2 ;;
 esac
+for f in @CARRIED@; do
+  if [ ! -e "$here/../$f" ]; then
+    echo "bin/run: this bundle lacks $f, part of the runtime it carries (manifest.json runtime.carried): extract the whole archive again, or check it with: syclforge verify BUNDLE" >&2
+    exit 127
+  fi
+done
 if [ -n "${SYCLFORGE_RUNTIME:-}" ]; then
   LD_LIBRARY_PATH=$SYCLFORGE_RUNTIME${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
   export LD_LIBRARY_PATH
@@ -298,8 +304,15 @@ def run_wrapper(programs, runtime):
                    for lib in sorted(w["provides"])), None)
     progs = " ".join(sorted(programs))
     if anchor is None:
-        return (_RUN_SYSTEM.replace("@PROGRAMS@", progs),
-                "bin/run PROGRAM: system libraries; SYCLFORGE_RUNTIME=<folder> is searched first")
+        carried = " ".join(c["path"] for c in runtime.get("carried", []))
+        text = _RUN_SYSTEM.replace("@PROGRAMS@", progs).replace("@CARRIED@", carried)
+        if not carried:
+            return text, "bin/run PROGRAM: system libraries; SYCLFORGE_RUNTIME=<folder> is searched first"
+        names = sorted({f"{c['component']} {c['version']}" for c in runtime["carried"]})
+        return text, (f"bin/run PROGRAM: the toolchain's runtime is carried in lib/ ({', '.join(names)}; "
+                      f"manifest.json runtime.carried) and found through the programs' RUNPATH "
+                      f"$ORIGIN/../lib; bin/run checks those files are there and names any missing; "
+                      f"other libraries are the system's")
     # libsycl* first: the wheel a user would name
     for w in runtime["wheels"]:
         for lib in sorted(w.get("provides", ())):
@@ -458,6 +471,7 @@ class Spec:
     version: str = __version__
     name: str = PROJECT
     variant: str = ""              # a toolchain other than the resolver's pick: in the name
+    carried: list = field(default_factory=list)   # [{src, dest, component, version}]: release/carry.py
 
 
 def _elf_entry(path, dest, role, rpath, rename_needed):
@@ -503,9 +517,14 @@ def _readme(spec, root, runtime_how, runtime, programs, models):
 def make_bundle(spec):
     """Write spec.out; returns the manifest (a dict)."""
     root = bundle_name(spec.target["name"] + (f"-{spec.variant}" if spec.variant else ""), spec.version, spec.name)
-    shipped = {os.path.basename(p) for p in spec.libraries}
+    shipped = {os.path.basename(p) for p in spec.libraries} | \
+        {os.path.basename(c["dest"]) for c in spec.carried}
     entries = [_elf_entry(p, "lib/" + os.path.basename(p), "library", LIBRARY_RPATH, shipped)
                for p in sorted(spec.libraries)]
+    # The toolchain's runtime, carried (AdaptiveCpp): found through the
+    # binaries' $ORIGIN/../lib, and by each other through $ORIGIN.
+    entries += [_elf_entry(c["src"], c["dest"], "runtime", carry.rpath_for(c["dest"]), shipped)
+                for c in sorted(spec.carried, key=lambda c: c["dest"])]
     entries += [_elf_entry(p, "bin/" + os.path.basename(p), "program", PROGRAM_RPATH, shipped)
                 for p in sorted(spec.programs)]
     programs = sorted(os.path.basename(p) for p in spec.programs)
@@ -521,6 +540,8 @@ def make_bundle(spec):
 
     wheels = installed_wheels(spec.site_packages)
     runtime = runtime_requirements(needed, shipped, wheels, spec.target)
+    runtime["carried"] = [{"path": c["dest"], "component": c["component"], "version": c["version"]}
+                          for c in sorted(spec.carried, key=lambda c: c["dest"])]
     run_text, how = run_wrapper(programs, runtime)
     runtime["locate"] = how
     runtime["env"] = {"SYCLFORGE_RUNTIME": "optional: the folder holding the runtime's libraries"}
@@ -547,7 +568,9 @@ def make_bundle(spec):
             row["embedded_in"] = None   # the compiler's own fat-binary format
         images.append(row)
 
-    leaks = find_leaks(entries, spec.forbidden)
+    # The carried runtime keeps its own installation paths (AdaptiveCpp's
+    # prefix is compiled into it); what the build made must not hold them.
+    leaks = find_leaks([e for e in entries if e.role != "runtime"], spec.forbidden)
     if leaks:
         raise SyclforgeError("build paths would leak into the bundle: " +
                              "; ".join(f"{p} holds {s}" for p, s in leaks))

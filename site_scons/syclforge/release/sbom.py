@@ -117,6 +117,27 @@ def spdx_document(*, root, name, version, target, git, toolchain, created, files
             if req in wheel_ids:
                 relationships.append({"spdxElementId": pkg["SPDXID"], "relationshipType": "DEPENDS_ON",
                                       "relatedSpdxElement": wheel_ids[req]})
+    # The toolchain's runtime carried in lib/ (AdaptiveCpp): one package per
+    # (component, version), CONTAINED_BY the bundle, with its files.
+    by_component = {}
+    for c in runtime.get("carried", []):
+        by_component.setdefault((c["component"], c.get("version")), []).append(c["path"])
+    for (component, ver), paths in sorted(by_component.items(), key=str):
+        pkg = {
+            "SPDXID": _id("Package-carried", component, used),
+            "name": component,
+            "versionInfo": ver or NOASSERTION,
+            "downloadLocation": NOASSERTION,
+            "filesAnalyzed": False,
+            "licenseConcluded": NOASSERTION,
+            "licenseDeclared": NOASSERTION,
+            "copyrightText": NOASSERTION,
+            "primaryPackagePurpose": "LIBRARY",
+            "comment": "runtime carried in the bundle: " + ", ".join(sorted(paths)),
+        }
+        packages.append(pkg)
+        relationships.append({"spdxElementId": bundle_id, "relationshipType": "CONTAINS",
+                              "relatedSpdxElement": pkg["SPDXID"]})
     namespace_hash = hashlib.sha256(code.encode() + root.encode()).hexdigest()[:32]
     return {
         "spdxVersion": SPDX_VERSION,

@@ -290,9 +290,11 @@ def _check_sbom(files):
     m, _ = _load_json(files, MANIFEST)
     if isinstance(m, dict) and isinstance(m.get("runtime"), dict):
         want = {(w.get("name"), w.get("version")) for w in m["runtime"].get("wheels", [])}
+        want |= {(c.get("component"), c.get("version") or sbom.NOASSERTION)
+                 for c in m["runtime"].get("carried", [])}
         have = {(p.get("name"), p.get("versionInfo")) for p in doc["packages"] if p is not bundle_pkg}
         for name, ver in sorted(want - have, key=str):
-            out.append((SBOM, f"lacks the runtime wheel {name} {ver} that manifest.json names"))
+            out.append((SBOM, f"lacks the runtime package {name} {ver} that manifest.json names"))
         for name, ver in sorted(have - want, key=str):
             out.append((SBOM, f"names a package {name} {ver} that manifest.json does not"))
     return out

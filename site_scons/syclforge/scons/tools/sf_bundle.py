@@ -8,7 +8,7 @@ import os
 from SCons.Script import Action, Dir, File, Value
 from SCons.Subst import SUBST_SIG
 
-from syclforge.release import bundle
+from syclforge.release import bundle, carry
 from syclforge.scons import paths
 
 
@@ -63,6 +63,12 @@ def _bundle_action(target, source, env):
         images = [{"id": i, "kind": kinds.get(i, "?")} for i in env["SF_IMAGES"]]
     spec["images"] = images
     spec["site_packages"] = bundle.site_packages_of(det.info.get("prefix"))
+    runtime = det.family.data.get("runtime")
+    if runtime:   # the toolchain's runtime, carried in lib/ (release/carry.py)
+        modules = [i["file"] for i in images if i.get("file")]
+        spec["carried"] = carry.plan(family=det.name, version=det.version,
+                                     root=os.path.dirname(os.path.dirname(det.path)), spec=runtime,
+                                     binaries=spec["libraries"] + spec["programs"] + modules)
     bundle.make_bundle(bundle.Spec(out=target[0].abspath, **spec))
     return 0
 
@@ -77,6 +83,10 @@ def SyclforgeBundle(env, libraries, programs, *, headers=None, models=None, name
     if prefix:
         stand_ins[os.path.abspath(prefix)] = det.name
         stand_ins[os.path.realpath(prefix)] = det.name
+    elif det.family.kind == "single-source":   # the driver's installation (above bin/)
+        root = os.path.dirname(os.path.dirname(os.path.abspath(det.path)))
+        stand_ins[root] = det.name
+        stand_ins[os.path.realpath(root)] = det.name
     strip = lambda text: bundle.strip_build_paths(text, stand_ins)
     libs = env.Flatten(libraries)
     progs = env.Flatten(programs)

@@ -17,7 +17,7 @@ binary embeds the modules and syclforge::load_module() picks one at run time.
 """
 import os
 
-from SCons.Script import Dir, File
+from SCons.Script import Action, Dir, File
 
 from syclforge.core import commands
 from syclforge.scons import paths
@@ -32,6 +32,28 @@ def _configure_family(env, det, target):
                LINKFLAGS=commands.link_flags(det, target, images=images),
                SHLINKFLAGS=commands.link_flags(det, target, images=images),
                LIBPATH=["$SF_OUT/lib"])
+    # Reproducible objects: no absolute path of the checkout or of the
+    # compiler's installation (its headers' __FILE__) in them; left out of
+    # the signature ($( $)) so that clones share cache entries.
+    top = Dir("#").abspath
+    root = os.path.dirname(os.path.dirname(os.path.abspath(det.path)))
+    env.Append(CCFLAGS=["$(", f"-ffile-prefix-map={top}=.", f"-ffile-prefix-map={root}={det.name}",
+                        f"-ffile-prefix-map={paths.PACKAGE}=syclforge", "$)"])
+
+
+def _scrub_runpath(target, source, env):
+    """A module is loaded from memory, after the binary's own libraries:
+    the driver's absolute RUNPATH (its installation) has nothing to find and
+    would tie the bundle to this machine's paths."""
+    from syclforge.release import elf
+    path = str(target[0])
+    e = elf.Elf(open(path, "rb").read(), os.path.basename(path))
+    if e.rpath is not None:
+        e.set_rpath("$ORIGIN")
+        with open(path + ".tmp", "wb") as f:
+            f.write(bytes(e.data))
+        os.chmod(path + ".tmp", 0o755)
+        os.replace(path + ".tmp", path)
 
 
 
@@ -51,6 +73,7 @@ def _modules(env, name, device, overrides):
         objs = menv.SfObjects(device, True, {})
         module = menv.SharedLibrary(images_dir.File(f"{image.id}.so"), objs, SHLIBPREFIX="", SHLIBSUFFIX=".so",
                                     SHLINKCOMSTR=env.get("SF_MODULESTR", "$SHLINKCOMSTR"))
+        menv.AddPostAction(module, Action(_scrub_runpath, None))
         files += module
         entries.append((image.id, image.kind, True))
     return entries, files
