@@ -53,8 +53,12 @@ def cpu_flags():
 
 # The native images' ISAs of cpu-x86, best first, with the /proc/cpuinfo flags
 # each needs (as the loader's cpu_supports() asks the CPU).
-ISA_FLAGS = {"avx512": {"avx512f", "avx512bw", "avx512vl", "avx512dq"}, "avx2": {"avx2", "fma"},
-             "sse4.2": {"sse4_2"}}
+# Each is the x86-64 level the images are compiled for (cpu_isa.cpp asks
+# __builtin_cpu_supports("x86-64-vN")): v2, v3 = v2 + AVX2 & co, v4 = v3 + AVX-512.
+_V2 = {"cx16", "lahf_lm", "popcnt", "pni", "sse4_1", "sse4_2", "ssse3"}
+_V3 = _V2 | {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "abm", "movbe", "xsave"}
+_V4 = _V3 | {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}
+ISA_FLAGS = {"avx512": _V4, "avx2": _V3, "sse4.2": _V2}
 
 
 def cpu_isas(environ=None):

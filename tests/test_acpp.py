@@ -14,11 +14,13 @@ fails to configure, or whose build is interrupted, must leave nothing that
 detection would take for an installation.
 """
 import hashlib
+import json
 import os
 import re
 import shutil
 import signal
 import subprocess
+import sys
 import tarfile
 import time
 import warnings
@@ -28,6 +30,7 @@ import pytest
 from packaging.version import Version
 
 import fakes
+from helpers import best_image, copy_checkout, run, scons
 from syclforge.core import toolchains as tc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -130,14 +133,189 @@ def test_scons_toolchains_shows_version_and_backends(acpp):
     assert f"(backends: {', '.join(acpp.info['backends'])})" in row
 
 
-def test_cpu_x86_still_resolves_to_oneapi_pip(acpp):
-    # acpp's omp flow makes no per-ISA images (yet): cpu-x86 stays oneapi-pip's
+def test_explain_keeps_oneapi_pip_the_default_and_says_what_acpp_leaves_out(acpp):
+    # acpp makes every native image but no SPIR-V: partial service, so the
+    # complete oneapi-pip wins though acpp comes first in preference.
     out = _scons("explain", "target=cpu-x86")
     lines = out.splitlines()
     (acpp_line,) = [l for l in lines if l.split()[:1] == ["acpp"]]
-    assert "refused: cannot produce avx512, avx2, sse4.2, spirv" in acpp_line, out
+    assert acpp_line.split(None, 1)[1] == (
+        "not selected: oneapi-pip builds all of avx512, avx2, sse4.2, spirv in one binary; "
+        "acpp would build only avx512, avx2, sse4.2 (pin toolchain=acpp to build with it)"), out
     (selected,) = [l for l in lines if l.startswith("Selected ")]
     assert selected.startswith("Selected oneapi-pip "), out
+    pinned = _scons("explain", "target=cpu-x86", "toolchain=acpp")
+    assert "ACCEPTED: builds avx512, avx2, sse4.2 (leaves out spirv: AdaptiveCpp makes no SPIR-V" in pinned
+    assert "  not in this binary: spirv (AdaptiveCpp makes no SPIR-V image" in pinned
+
+
+# --------------------------------------------------------------------------
+# Real: cpu-x86 built with acpp (one module per ISA), in a copy of the checkout
+
+LEVELS = {"avx512": "v4", "avx2": "v3", "sse4.2": "v2"}
+VARIANT = "build/cpu-x86/acpp"
+
+
+@pytest.fixture(scope="module")
+def built(acpp, tmp_path_factory):
+    """A checkout copy with cpu-x86 built by acpp (verbose: the command lines)."""
+    co = copy_checkout(tmp_path_factory.mktemp("acpp-build") / "co")
+    proc = scons("verbose=1", "target=cpu-x86", "toolchain=acpp", cwd=co, timeout=1800)
+    return co, proc.stdout
+
+
+def _lines(out, *words):
+    return [l for l in out.splitlines() if all(w in l.split() or w in l for w in words)]
+
+
+def test_the_exact_command_lines_run(acpp, built):
+    co, out = built
+    flow = "--acpp-targets=omp.library-only"
+    for isa, level in LEVELS.items():
+        obj = f"{VARIANT}/modules/syclforge_kl/{isa}/obj/kernels/runtime/launch_lambda.os"
+        (compile_,) = _lines(out, f"-o {obj}.tmp")
+        words = compile_.split()
+        assert words[0] == acpp.path
+        assert words[1:4] == ["-o", f"{obj}.tmp", "-c"], compile_
+        assert "-std=c++17" in words and "-O3" in words and flow in words and "-fPIC" in words
+        assert f"-march=x86-64-{level}" in words and "kernels/runtime/launch_lambda.cpp" in words
+        assert f"-ffile-prefix-map={co}=." in words
+        (link,) = _lines(out, f"-o {VARIANT}/images/syclforge_kl/{isa}.so.tmp")
+        lw = link.split()
+        assert lw[0] == acpp.path and "-shared" in lw and "-Wl,--no-undefined" in lw and flow in lw
+        assert f"-march=x86-64-{level}" in lw and obj in lw
+    # the binary's own code: the same flow, no -march (it runs on any x86-64)
+    for src in ("api", "common", "c_api", "runtime_sycl"):
+        (line,) = _lines(out, f"-o {VARIANT}/obj/kernels/runtime/{src}.os.tmp")
+        assert line.split()[0] == acpp.path and flow in line.split() and "-march" not in line
+    for prog in ("kl-info", "minillm"):
+        (line,) = _lines(out, f"-o {VARIANT}/bin/{prog}.tmp")
+        assert line.split()[0] == acpp.path and flow in line.split()
+    assert re.search(r"^cpu-x86\s+BUILT\s+acpp\s+avx512, avx2, sse4\.2, \(not spirv\)$", out, re.M), out[-2000:]
+    assert "left out: AdaptiveCpp makes no SPIR-V image" in out
+
+
+def test_each_module_holds_code_for_its_isa(built):
+    """Read the modules, not the command line: AVX-512 code (zmm) only in the
+    avx512 one, AVX (ymm) in avx2, neither in sse4.2; no path of this machine."""
+    co, _ = built
+    counts = {}
+    for isa in LEVELS:
+        so = co / VARIANT / "images" / "syclforge_kl" / f"{isa}.so"
+        text = subprocess.run(["objdump", "-d", "--no-show-raw-insn", str(so)], capture_output=True,
+                              text=True, check=True).stdout
+        counts[isa] = (len(re.findall(r"%zmm", text)), len(re.findall(r"%ymm", text)))
+        data = so.read_bytes()
+        assert str(co).encode() not in data and str(_tools_dir()).encode() not in data, so
+    assert counts["avx512"][0] > 0, counts
+    assert counts["avx2"] == (0, counts["avx2"][1]) and counts["avx2"][1] > 0, counts
+    assert counts["sse4.2"] == (0, 0), counts
+
+
+def test_the_cpu_picks_the_module_and_the_switches_behave(built):
+    co, _ = built
+    kl_info = co / VARIANT / "bin" / "kl-info"
+    best = best_image()
+    proc = run([kl_info], env={"SYCLFORGE_VERBOSE": "1"})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f'syclforge: device="AdaptiveCpp OpenMP host device" image={best}' in proc.stderr
+    assert "toolchain: acpp" in proc.stdout and "18 passed, 0 failed" in proc.stdout
+    for isa in LEVELS:
+        assert re.search(rf"^  {re.escape(isa)}\s+native\s+\d+ bytes$", proc.stdout, re.M), proc.stdout
+    forced = run([kl_info], env={"SYCLFORGE_IMAGE": "sse4.2"})
+    assert forced.returncode == 0 and "image=sse4.2" in forced.stdout, forced.stdout + forced.stderr
+    lowered = run([kl_info], env={"SYCLFORGE_CPU_ISAS": "sse4.2", "SYCLFORGE_VERBOSE": "1"})
+    assert lowered.returncode == 0, lowered.stderr
+    assert "avx512   refused: SYCLFORGE_CPU_ISAS=sse4.2 leaves avx512 out of this process" in lowered.stdout
+    assert "image=sse4.2" in lowered.stderr
+    above = run([kl_info], env={"SYCLFORGE_CPU_ISAS": "sse4.2", "SYCLFORGE_IMAGE": "avx2"})
+    assert above.returncode != 0
+    assert "SYCLFORGE_IMAGE=avx2 cannot run on this CPU:\n  avx2: SYCLFORGE_CPU_ISAS=sse4.2 leaves avx2 out" \
+        in above.stderr, above.stderr
+    none = run([kl_info], env={"SYCLFORGE_IMAGE": "spirv"})
+    assert none.returncode != 0
+    assert "SYCLFORGE_IMAGE=spirv: no such image in this binary (it holds: avx512, avx2, sse4.2)" in none.stderr
+
+
+def test_a_header_edit_rebuilds_only_the_images_that_include_it_then_nothing(built):
+    co, _ = built
+    header = co / "kernels" / "ops" / "attention.hpp"   # included by launch_lambda.cpp alone
+    original = header.read_text()
+    header.write_text(original + "\n// edited by tests/test_acpp.py\n")
+    try:
+        out = scons("verbose=1", "target=cpu-x86", "toolchain=acpp", cwd=co, timeout=1800).stdout
+    finally:
+        header.write_text(original)
+    compiled = sorted(re.findall(r"-o (\S+)\.tmp -c ", out))
+    assert compiled == sorted(f"{VARIANT}/modules/syclforge_kl/{isa}/obj/kernels/runtime/launch_lambda.os"
+                              for isa in LEVELS), out[-3000:]
+    # a comment changes no code: the modules come out the same, nothing else is linked
+    assert not re.search(r"-o \S+/(lib/libsyclforge_kl\.so|bin/kl-info|bin/minillm)\.tmp", out), out[-3000:]
+    out = scons("verbose=1", "target=cpu-x86", "toolchain=acpp", cwd=co, timeout=1800).stdout
+    assert sorted(re.findall(r"-o (\S+)\.tmp -c ", out)) == compiled, out[-3000:]   # back as it was: the same three
+    again = scons("target=cpu-x86", "toolchain=acpp", cwd=co, timeout=600).stdout
+    assert not re.search(r"^  (CXX|LINK|SHLINK|MODULE|EMBED) ", again, re.M), again
+
+
+def test_release_carries_the_acpp_runtime_and_runs_from_the_bundle_alone(acpp, built, tmp_path):
+    co, _ = built
+    subprocess.run(["git", "init", "-q"], cwd=co, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=co, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "t"], cwd=co, check=True)
+    scons("release", "target=cpu-x86", "toolchain=acpp", cwd=co, timeout=1800)
+    (archive,) = (co / "dist").glob("*.tar.gz")
+    assert archive.name == f"syclforge-{_version()}-cpu-x86-acpp.tar.gz"
+    proc = run([REPO / ".venv" / "bin" / "syclforge", "verify", archive])
+    assert proc.returncode == 0 and "verify: OK" in proc.stdout, proc.stdout + proc.stderr
+    with tarfile.open(archive) as t:
+        t.extractall(tmp_path)
+    (root,) = tmp_path.iterdir()
+    m = json.loads((root / "manifest.json").read_text())
+    assert m["toolchain"]["name"] == "acpp" and m["toolchain"]["version"] == acpp.version
+    assert m["variant"] == "acpp"
+    carried = {c["path"]: c for c in m["runtime"]["carried"]}
+    for path in ("lib/libacpp-rt.so", "lib/libacpp-common.so", "lib/hipSYCL/librt-backend-omp.so"):
+        assert carried[path]["component"] == "acpp" and carried[path]["version"] == acpp.version
+    for soname in ("libboost_context.so", "libboost_fiber.so", "libgomp.so"):
+        (hit,) = [c for p, c in carried.items() if p.startswith("lib/" + soname)]
+        assert hit["version"], hit
+    assert "carried in lib/" in m["runtime"]["locate"]
+    sbom = json.loads((root / "sbom.spdx.json").read_text())
+    names = {(p["name"], p["versionInfo"]) for p in sbom["packages"]}
+    assert ("acpp", acpp.version) in names
+    assert [i["id"] for i in m["images"]] == ["avx512", "avx2", "sse4.2"]
+    assert all(i["embedded_in"] == "lib/libsyclforge_kl.so" for i in m["images"])
+    # From the bundle alone: no acpp installation and no build folder reachable.
+    hidden = {"HOME": str(tmp_path / "home"), "XDG_CACHE_HOME": str(tmp_path / "nocache"),
+              "PATH": "/usr/bin:/bin", "LD_LIBRARY_PATH": "", "ACPP_DEBUG_LEVEL": "3"}
+    proc = subprocess.run([str(root / "bin" / "run"), "kl-info"], env=hidden, capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0 and "18 passed, 0 failed" in proc.stdout, proc.stdout + proc.stderr
+    assert re.search(r"Successfully opened plugin: \S*" + re.escape(str(root)) + r"/bin/\.\./lib/hipSYCL/"
+                     r"librt-backend-omp\.so", proc.stdout), proc.stdout[:2000]   # AdaptiveCpp logs to stdout
+    (root / "lib" / "libacpp-rt.so").unlink()
+    proc = subprocess.run([str(root / "bin" / "run"), "kl-info"], env=hidden, capture_output=True, text=True)
+    assert proc.returncode == 127
+    assert "bin/run: this bundle lacks lib/libacpp-rt.so, part of the runtime it carries" in proc.stderr
+
+
+def _version():
+    import syclforge
+    return syclforge.__version__
+
+
+def test_every_kernel_test_runs_on_the_acpp_images(acpp):
+    """tests/test_kernels.py as a whole on the library acpp builds (in this
+    checkout, build/cpu-x86/acpp/): every op, shape and image. None skips."""
+    env = dict(os.environ, SYCLFORGE_TEST_TOOLCHAIN="acpp")
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           str(REPO / "tests" / "test_kernels.py")], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=3600)
+    tail = proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert proc.returncode == 0, tail
+    m = re.search(r"^(\d+) passed in ", proc.stdout.splitlines()[-1])
+    assert m and int(m.group(1)) > 300, tail
+    assert "skipped" not in proc.stdout.splitlines()[-1], tail
 
 
 # --------------------------------------------------------------------------

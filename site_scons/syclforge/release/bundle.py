@@ -581,6 +581,7 @@ def make_bundle(spec):
         "version": spec.version,
         "bundle": root,
         "target": spec.target,
+        **({"variant": spec.variant} if spec.variant else {}),
         "git": spec.git,
         "source_date_epoch": spec.source_date_epoch,
         "toolchain": spec.toolchain,

@@ -215,7 +215,11 @@ def _check_manifest(root, files):
             out.append((MANIFEST, f"has no \"{key}\""))
     if out:
         return out
-    want = f"{m['name']}-{m['version']}-{m['target'].get('name')}"
+    # a toolchain other than the resolver's pick builds a variant: -<toolchain>
+    variant = m.get("variant") or ""
+    if variant and variant != (m.get("toolchain") or {}).get("name"):
+        out.append((MANIFEST, f"names the variant {variant} but the toolchain {m['toolchain'].get('name')}"))
+    want = f"{m['name']}-{m['version']}-{m['target'].get('name')}" + (f"-{variant}" if variant else "")
     if m.get("bundle") != want or root != want:
         out.append((MANIFEST, f"names the bundle {m.get('bundle')} ({want} by its fields) "
                               f"but the top folder is {root}"))
