@@ -408,7 +408,12 @@ def main(argv=None):
     ap.add_argument("--sizes", default="small,85m", help="comma-separated: small, 85m (default: both)")
     ap.add_argument("--seed", type=int, default=85, help="seed of the random 85M model")
     ap.add_argument("--out", default=str(OUT_DIR / "minillm.json"))
+    ap.add_argument("--minillm", default=str(MINILLM),
+                    help="the minillm program to time (default: %(default)s; another toolchain's build: "
+                         "build/cpu-x86/<toolchain>/bin/minillm)")
     args = ap.parse_args(argv)
+    global MINILLM
+    MINILLM = Path(args.minillm).resolve()
     runs = max(args.runs, 3)
     started = time.time()
     if not MINILLM.exists():
