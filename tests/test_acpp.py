@@ -30,7 +30,7 @@ import pytest
 from packaging.version import Version
 
 import fakes
-from helpers import best_image, copy_checkout, run, scons
+from helpers import best_image, copy_checkout, cpu_isas, run, scons
 from syclforge.core import toolchains as tc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -297,6 +297,27 @@ def test_release_carries_the_acpp_runtime_and_runs_from_the_bundle_alone(acpp, b
     proc = subprocess.run([str(root / "bin" / "run"), "kl-info"], env=hidden, capture_output=True, text=True)
     assert proc.returncode == 127
     assert "bin/run: this bundle lacks lib/libacpp-rt.so, part of the runtime it carries" in proc.stderr
+
+
+def test_numerics_compares_every_image_of_both_toolchains(acpp):
+    """`scons numerics` with oneapi-pip and acpp: every image of each against
+    float64, pairwise across the toolchains, and each against its own second
+    run (determinism), all within kernels/tolerances.yaml."""
+    proc = scons("numerics", "target=cpu-x86", "toolchain=oneapi-pip,acpp", timeout=3600)
+    report = json.loads((REPO / "build" / "numerics" / "report.json").read_text())
+    ran = {(d["toolchain"], d["image"]) for d in report["devices"] if d["status"] == "ran"}
+    isas = cpu_isas()
+    assert ran == {("oneapi-pip", i) for i in isas + ["spirv"]} | {("acpp", i) for i in isas}, ran
+    acpp_devices = [d for d in report["devices"] if d["toolchain"] == "acpp"]
+    assert all(d["device"] == "AdaptiveCpp OpenMP host device" and not d["nondeterministic"] for d in acpp_devices)
+    across = [c for c in report["comparisons"] if c["kind"] == "pairwise"
+              and {c["toolchain"], c["other"]["toolchain"]} == {"oneapi-pip", "acpp"}]
+    ops = {c["op"] for c in across}
+    assert {"gemm", "softmax", "attention", "model_logits", "model_tokens"} <= ops, sorted(ops)
+    checked = {tc: {c["op"] for c in report["comparisons"] if c["kind"] == "reference" and c["toolchain"] == tc}
+               for tc in ("oneapi-pip", "acpp")}
+    assert checked["acpp"] == checked["oneapi-pip"] and "model_tokens" in checked["acpp"], checked
+    assert report["violations"] == [] and report["summary"]["violations"] == 0, proc.stdout[-3000:]
 
 
 def _version():
