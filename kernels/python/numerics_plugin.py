@@ -103,7 +103,12 @@ def _run_model(minillm, image, npz_path, dev):
             if proc.returncode != 0:
                 dev["model"]["errors"][f"prompt{i}"] = proc.stderr.strip()[-500:]
                 break
-            out = json.loads(proc.stdout)
+            try:   # the last line is the JSON record (a runtime may log before it)
+                out = json.loads(proc.stdout.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                dev["model"]["errors"][f"prompt{i}"] = (f"{Path(minillm).name} printed no JSON record: "
+                                                        f"{(proc.stdout + proc.stderr).strip()[-500:]}")
+                break
             logits = np.fromfile(dump, dtype=np.float32)
             dump.unlink()
             runs.append((np.asarray(out["tokens"], np.int64), logits))

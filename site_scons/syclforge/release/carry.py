@@ -5,7 +5,8 @@ of its installation's files a program needs at run time, and which of the
 libraries those (and the bundle's binaries) need a bare machine may lack:
 
     runtime:
-      carry: [lib/libacpp-rt.so, 'lib/hipSYCL/librt-backend-*.so']
+      carry: [lib/libacpp-rt.so]
+      carry_for: {x86: [lib/hipSYCL/librt-backend-omp.so]}
       carry_needed: ['libboost_fiber.so*', 'libgomp.so*']
 
 plan() turns that into files for the bundle's lib/: the installation's own
@@ -62,16 +63,17 @@ def _debian_package(path):
         return None, None
 
 
-def plan(*, family, version, root, spec, binaries, ldd=_ldd, package_of=_debian_package):
+def plan(*, family, version, root, spec, binaries, vendor=None, ldd=_ldd, package_of=_debian_package):
     """[{src, dest, component, version}] the bundle carries in lib/.
 
     family/version: the toolchain (the installation's files are its
     component); root: its installation folder (above bin/); spec: the
     family's 'runtime' object; binaries: the ELF files whose needs count
-    (the bundle's programs and libraries, and modules embedded in them)."""
+    (the bundle's programs and libraries, and modules embedded in them);
+    vendor: the target's, for the family's carry_for (its backend plugins)."""
     out, seen = [], set()
     lib_root = os.path.join(root, "lib")
-    for pattern in spec.get("carry", []):
+    for pattern in [*spec.get("carry", []), *(spec.get("carry_for") or {}).get(vendor, [])]:
         hits = sorted(glob.glob(os.path.join(root, pattern)))
         if not hits:
             raise SyclforgeError(f"{family}: its runtime file {pattern} is not in {root} "

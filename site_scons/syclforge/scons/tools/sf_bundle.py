@@ -68,6 +68,7 @@ def _bundle_action(target, source, env):
         modules = [i["file"] for i in images if i.get("file")]
         spec["carried"] = carry.plan(family=det.name, version=det.version,
                                      root=os.path.dirname(os.path.dirname(det.path)), spec=runtime,
+                                     vendor=env["SF_TARGET"].vendor,
                                      binaries=spec["libraries"] + spec["programs"] + modules)
     bundle.make_bundle(bundle.Spec(out=target[0].abspath, **spec))
     return 0
