@@ -13,9 +13,9 @@ AdaptiveCpp's CUDA backend calls), the group.hpp source fix, and install.sh's
 With the flavour installed (else they skip, naming why): the SDK's layout,
 the plugin's link (libcuda.so.1 from the driver, the stub unreachable),
 detection reporting the cuda backend and claiming nvidia (sm_90, sm_80, ptx),
-`scons explain target=nvidia` accepting acpp, and a real compile for
-cuda:sm_90,sm_80 whose cubins and PTX are read from the binary with cuobjdump.
-Nothing here runs on a GPU.
+`scons explain target=nvidia` accepting acpp, a real compile for
+cuda:sm_90,sm_80 whose cubins and PTX are read from the binary with cuobjdump,
+and the project's own nvidia build with acpp. Nothing here runs on a GPU.
 """
 import json
 import os
@@ -28,6 +28,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers import copy_checkout, run, scons
 from syclforge.core import toolchains as tc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -427,3 +428,24 @@ def test_a_cuda_compile_holds_sm_90_and_sm_80_cubins_and_their_ptx(cuda_acpp, cu
     assert {".target sm_80", ".target sm_90"} <= set(re.findall(r"^\.target sm_\d+", ptx, re.M))
     # the kernel itself is there: a group reduction needs a barrier and shared memory
     assert "bar.sync" in ptx and ".shared" in ptx
+
+
+def test_scons_builds_the_nvidia_target_with_acpp(cuda_acpp, cuobjdump, tmp_path):
+    """The project's own nvidia build (the kernel library, kl-info, minillm)
+    through acpp's cuda flow, in a copy of the checkout: every source is
+    compiled for the devices too (host-only code such as the x86 CPU
+    builtins must stay out of their way), and the library holds the sm_90
+    and sm_80 cubins and their PTX."""
+    exe, _, _ = cuda_acpp
+    co = copy_checkout(tmp_path / "co")
+    env = {"PATH": f"{Path(exe).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = scons("target=nvidia", "toolchain=acpp", cwd=co, env=env, timeout=1800)
+    assert re.search(r"^nvidia\s+BUILT\s+acpp\s+sm_90, sm_80, ptx$", proc.stdout, re.M), proc.stdout[-3000:]
+    entries = _fatbin_entries(cuobjdump, co / "build" / "nvidia" / "lib" / "libsyclforge_kl.so")
+    assert sorted(set(entries)) == [("elf", "sm_80"), ("elf", "sm_90"), ("ptx", "sm_80"), ("ptx", "sm_90")], \
+        entries
+    # no GPU here: its self-test runs on the OpenMP host device (the driver-less
+    # warning about librt-backend-cuda.so silenced)
+    info = run([co / "build" / "nvidia" / "bin" / "kl-info"], env={"ACPP_DEBUG_LEVEL": "1"}, timeout=600)
+    assert info.returncode == 0 and "18 passed, 0 failed" in info.stdout, info.stdout[-3000:] + info.stderr
+    assert "target:    nvidia" in info.stdout and "toolchain: acpp" in info.stdout
