@@ -17,11 +17,16 @@ const char *level_of(const std::string &id) {
 } // namespace
 
 bool supports(const std::string &id) {
+  // Host code only: a CUDA flow (acpp --acpp-targets=cuda:...) compiles
+  // every source for the device too, and the x86 CPU builtins do not exist
+  // there ("builtin is not supported on this target").
+#ifndef __CUDA_ARCH__
   __builtin_cpu_init();
   // __builtin_cpu_supports needs a literal.
   if (id == "avx512") return __builtin_cpu_supports("x86-64-v4");
   if (id == "avx2") return __builtin_cpu_supports("x86-64-v3");
   if (id == "sse4.2") return __builtin_cpu_supports("x86-64-v2");
+#endif
   return false;
 }
 
