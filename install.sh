@@ -24,7 +24,7 @@
 #               OpenMP backend too), from the same archive and with --acpp's
 #               Debian packages (../shared/ENVIRONMENT.md, "SYCL on an NVIDIA
 #               H200"). First a CUDA 12.4 SDK for clang 19, assembled from
-#               the PyPI wheels pinned in install/acpp-cuda/cuda-sdk.txt into
+#               the PyPI wheels pinned in toolchains/acpp-cuda/cuda-sdk.txt into
 #               .../syclforge/toolchains/cuda-12.4-<key>/, with a fatbinary
 #               wrapper around CUDA 13's /usr/local/cuda/bin/fatbinary
 #               ($SYCLFORGE_CUDA_FATBINARY overrides it) and a libcuda.so
@@ -164,8 +164,8 @@ build_acpp() {
   # toolkit root becomes acpp-cuda.json's default-cuda-path, what acpp
   # passes clang as --cuda-path.
   if [ "$flavour" = cuda ]; then
-    echo "install.sh:   fixing group.hpp for clang 19's CUDA flow (install/acpp-cuda/patch_group_eq.py)"
-    python3 install/acpp-cuda/patch_group_eq.py "$tmp/src" >>"$log" 2>&1
+    echo "install.sh:   fixing group.hpp for clang 19's CUDA flow (toolchains/acpp-cuda/patch_group_eq.py)"
+    python3 toolchains/acpp-cuda/patch_group_eq.py "$tmp/src" >>"$log" 2>&1
     echo "install.sh: [$label 2/4] configuring (cmake; OpenMP and CUDA backends, LLVM 19, CUDA SDK $sdk)"
     backends=(-DWITH_CUDA_BACKEND=ON -DCUDA_TOOLKIT_ROOT_DIR="$sdk" -DCUDAToolkit_ROOT="$sdk"
               -DCUDA_cuda_driver_LIBRARY="$sdk/stub/libcuda.so")
@@ -219,11 +219,11 @@ check_acpp_cuda() {
   undefined=$(nm -D --undefined-only "$plugin" | awk '$2 ~ /^cu[A-Z]/ {print $2}' | sort -u)
   defined=$(nm -D --defined-only "$sdk/stub/libcuda.so" | awk '{print $3}' | sort -u)
   missing=$(comm -23 <(echo "$undefined") <(echo "$defined") | tr '\n' ' ')
-  [ -z "${missing// /}" ] || fail "librt-backend-cuda.so calls driver functions the stub lacks: $missing(add them to install/acpp-cuda/libcuda_stub.c)"
+  [ -z "${missing// /}" ] || fail "librt-backend-cuda.so calls driver functions the stub lacks: $missing(add them to toolchains/acpp-cuda/libcuda_stub.c)"
   grep -q "\"default-cuda-path\" *: *\"$sdk\"" "$partial/etc/AdaptiveCpp/acpp-cuda.json" ||
     fail "etc/AdaptiveCpp/acpp-cuda.json has no default-cuda-path $sdk"
-  "$partial/bin/acpp" -O3 --acpp-targets=cuda:sm_90,sm_80 install/acpp-cuda/check_reduce.cpp \
-    -o "$tmp/check_reduce" >>"$log" 2>&1 || fail "acpp --acpp-targets=cuda:sm_90,sm_80 failed to compile install/acpp-cuda/check_reduce.cpp"
+  "$partial/bin/acpp" -O3 --acpp-targets=cuda:sm_90,sm_80 toolchains/acpp-cuda/check_reduce.cpp \
+    -o "$tmp/check_reduce" >>"$log" 2>&1 || fail "acpp --acpp-targets=cuda:sm_90,sm_80 failed to compile toolchains/acpp-cuda/check_reduce.cpp"
   listing=$("$sdk/bin/cuobjdump" --list-elf --list-ptx "$tmp/check_reduce" 2>&1) ||
     fail "cuobjdump --list-elf --list-ptx failed: $listing"
   echo "$listing" >>"$log"
@@ -242,9 +242,9 @@ build_cuda_sdk() {
   partial=$(mktemp -d "$tools/.cuda-12.4-$sdk_key.partial-XXXXXX")
   trap 'rm -rf "$tmp" "$partial"' EXIT
   trap 'echo "install.sh: CUDA SDK assembly interrupted; removed $partial" >&2; exit 143' TERM INT
-  echo "install.sh: [cuda-sdk 1/3] downloading the wheels pinned in install/acpp-cuda/cuda-sdk.txt (pip download)"
+  echo "install.sh: [cuda-sdk 1/3] downloading the wheels pinned in toolchains/acpp-cuda/cuda-sdk.txt (pip download)"
   .venv/bin/python -m pip download -q --disable-pip-version-check --no-deps --require-hashes \
-    -r install/acpp-cuda/cuda-sdk.txt -d "$tmp/wheels" >>"$sdk_log" 2>&1
+    -r toolchains/acpp-cuda/cuda-sdk.txt -d "$tmp/wheels" >>"$sdk_log" 2>&1
   echo "install.sh: [cuda-sdk 2/3] laying out include/, bin/, lib64/, nvvm/; the fatbinary wrapper; stub/libcuda.so"
   for w in "$tmp"/wheels/*.whl; do
     python3 -m zipfile -e "$w" "$tmp/unpacked" >>"$sdk_log" 2>&1
@@ -261,16 +261,16 @@ build_cuda_sdk() {
   cp -R "$u/cuda_nvcc/nvvm/libdevice" "$partial/nvvm/libdevice"
   install -m 755 "$u/cuda_nvcc/bin/ptxas" "$partial/bin/ptxas"
   install -m 755 "$u/cu13/bin/cuobjdump" "$partial/bin/cuobjdump"
-  sed "s|@FATBINARY@|$fatbinary_real|" install/acpp-cuda/fatbinary.in >"$partial/bin/fatbinary"
+  sed "s|@FATBINARY@|$fatbinary_real|" toolchains/acpp-cuda/fatbinary.in >"$partial/bin/fatbinary"
   chmod 755 "$partial/bin/fatbinary"
   install -m 755 "$u/cuda_runtime/lib/libcudart.so.12" "$partial/lib64/libcudart.so.12"
   ln -s libcudart.so.12 "$partial/lib64/libcudart.so"
   # CMake's FindCUDAToolkit reads the version here when there is no nvcc
   echo "CUDA Version 12.4.127" >"$partial/version.txt"
-  # link-time only (install/acpp-cuda/libcuda_stub.c); no libcuda.so.1 file
+  # link-time only (toolchains/acpp-cuda/libcuda_stub.c); no libcuda.so.1 file
   # here, so no RUNPATH can load it instead of the driver's
   clang-19 -shared -fPIC -O2 -Wl,-soname,libcuda.so.1 -o "$partial/stub/libcuda.so" \
-    install/acpp-cuda/libcuda_stub.c >>"$sdk_log" 2>&1
+    toolchains/acpp-cuda/libcuda_stub.c >>"$sdk_log" 2>&1
   for lic in "$tmp"/unpacked/*.dist-info; do
     name=$(basename "$lic" .dist-info)
     cp "$(find "$lic" -name License.txt | head -n 1)" "$partial/licenses/$name.txt"
@@ -351,8 +351,8 @@ if [ "$acpp_cuda" = 1 ] && [ -z "$acpp_problem" ]; then
     cuda_fail "no CUDA 13 fatbinary at $fatbinary_real (no CUDA 12 wheel ships one; install CUDA 13's nvcc there, or set SYCLFORGE_CUDA_FATBINARY)"
   else
     # one SDK per (pinned wheels, wrapper, stub, fatbinary it calls)
-    sdk_key=$( { cat install/acpp-cuda/cuda-sdk.txt install/acpp-cuda/fatbinary.in \
-                     install/acpp-cuda/libcuda_stub.c; echo "$fatbinary_real"; } | sha256sum | cut -c1-16)
+    sdk_key=$( { cat toolchains/acpp-cuda/cuda-sdk.txt toolchains/acpp-cuda/fatbinary.in \
+                     toolchains/acpp-cuda/libcuda_stub.c; echo "$fatbinary_real"; } | sha256sum | cut -c1-16)
     sdk=$tools/cuda-12.4-$sdk_key
     sdk_log=$tools/cuda-12.4-$sdk_key.log
     if [ -x "$sdk/bin/ptxas" ] && [ -f "$sdk/stub/libcuda.so" ] && "$sdk/bin/ptxas" --version >/dev/null 2>&1; then
@@ -376,7 +376,7 @@ if [ "$acpp_cuda" = 1 ] && [ -z "$acpp_problem" ]; then
   if [ -z "$cuda_problem" ]; then
     # its own key: the SDK's and the source fix's on top of the options
     flavour=cuda build_minutes=4
-    patch_key=$(sha256sum install/acpp-cuda/patch_group_eq.py | cut -c1-16)
+    patch_key=$(sha256sum toolchains/acpp-cuda/patch_group_eq.py | cut -c1-16)
     install_acpp "$acpp_cmake_options cuda-sdk=$sdk_key patch=$patch_key" cuda cuda_fail
   fi
 fi

@@ -32,7 +32,7 @@ from helpers import copy_checkout, run, scons
 from syclforge.core import toolchains as tc
 
 REPO = Path(__file__).resolve().parent.parent
-PIECES = REPO / "install" / "acpp-cuda"
+PIECES = REPO / "toolchains" / "acpp-cuda"
 SCONS = REPO / ".venv" / "bin" / "scons"
 VENDOR = REPO.parent / "shared" / "vendor"
 DRIVER_CALL = re.compile(r"\b(cu[A-Z]\w*)\s*\(")
@@ -69,7 +69,7 @@ def _members(archive, pattern):
 
 
 # --------------------------------------------------------------------------
-# The fatbinary wrapper (install/acpp-cuda/fatbinary.in)
+# The fatbinary wrapper (toolchains/acpp-cuda/fatbinary.in)
 
 @pytest.fixture
 def wrapper(tmp_path):
@@ -121,7 +121,7 @@ def test_fatbinary_wrapper_passes_everything_else_through(wrapper):
 
 
 # --------------------------------------------------------------------------
-# The libcuda link stub (install/acpp-cuda/libcuda_stub.c)
+# The libcuda link stub (toolchains/acpp-cuda/libcuda_stub.c)
 
 NEEDED_BY_THE_BACKEND = {"cuLaunchKernel", "cuModuleGetFunction", "cuModuleLoadDataEx", "cuModuleUnload"}
 
@@ -160,7 +160,7 @@ def test_stub_covers_every_driver_call_of_the_vendored_cuda_backend():
 
 
 # --------------------------------------------------------------------------
-# The group.hpp fix (install/acpp-cuda/patch_group_eq.py)
+# The group.hpp fix (toolchains/acpp-cuda/patch_group_eq.py)
 
 GROUP_HPP = "include/hipSYCL/sycl/libkernel/group.hpp"
 
@@ -211,7 +211,7 @@ def _checkout(tmp_path):
     co = tmp_path / "checkout"
     (co / ".venv" / "bin").mkdir(parents=True)
     shutil.copy(REPO / "install.sh", co / "install.sh")
-    shutil.copytree(PIECES, co / "install" / "acpp-cuda")
+    shutil.copytree(PIECES, co / "toolchains" / "acpp-cuda")
     (co / "requirements.txt").write_text("")
     stub = co / ".venv" / "bin" / "python"
     stub.write_text("#!/bin/sh\nexit 0\n")
@@ -345,7 +345,7 @@ def test_the_sdk_is_laid_out_as_clang_and_cmake_want_it(cuda_acpp):
         assert os.access(sdk / "bin" / tool, os.X_OK), tool
     ptxas = subprocess.run([str(sdk / "bin" / "ptxas"), "--version"], capture_output=True, text=True)
     assert "release 12.4" in ptxas.stdout, ptxas.stdout
-    # the wrapper is install/acpp-cuda/fatbinary.in, calling an executable fatbinary
+    # the wrapper is toolchains/acpp-cuda/fatbinary.in, calling an executable fatbinary
     wrapper = (sdk / "bin" / "fatbinary").read_text()
     (real,) = re.findall(r"^real='(.*)'$", wrapper, re.M)
     assert wrapper == (PIECES / "fatbinary.in").read_text().replace("@FATBINARY@", real)

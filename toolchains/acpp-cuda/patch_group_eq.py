@@ -30,7 +30,7 @@ ORIGINAL = """\
 PATCHED = """\
   friend bool operator==(const group<Dimensions>& lhs, const group<Dimensions>& rhs){
 #ifdef HIPSYCL_ONDEMAND_ITERATION_SPACE_INFO
-    // syclforge (install/acpp-cuda/patch_group_eq.py): no stored members here
+    // syclforge (toolchains/acpp-cuda/patch_group_eq.py): no stored members here
     return lhs.get_group_id() == rhs.get_group_id() &&
            lhs.get_local_range() == rhs.get_local_range() &&
            lhs.get_group_range() == rhs.get_group_range();
