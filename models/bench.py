@@ -196,7 +196,13 @@ def run_minillm(model_dir, prompt, n):
     proc = subprocess.run(cmd, capture_output=True, timeout=1800)
     if proc.returncode != 0:
         raise MinillmError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode(errors='replace')}")
-    doc = json.loads(proc.stdout)
+    # the last line is minillm's record: a runtime may log before it on stdout
+    # (AdaptiveCpp's CUDA flavour on a machine without libcuda)
+    lines = proc.stdout.decode(errors="replace").strip().splitlines()
+    try:
+        doc = json.loads(lines[-1])
+    except (ValueError, IndexError):
+        raise MinillmError(f"{' '.join(cmd)} printed no JSON record: {' | '.join(lines[-3:])}") from None
     kb = doc.get("peak_rss_kb", -1)
     doc["peak_rss_bytes"] = kb * 1024 if kb and kb > 0 else None
     return doc

@@ -29,8 +29,11 @@ def test_image_table_embeds_bytes_or_lists_what_the_driver_holds():
     assert "static const unsigned char syclforge_img_avx2[4] = {127,69,76,70};" in text
     assert '{"spirv", "portable", syclforge_img_spirv, 4},' in text
     assert 'syclforge_build_toolchain[] = "oneapi-pip"' in text
-    text = embed.render_image_table("nvidia", "icpx", [("sm_90", "native", None), ("ptx", "portable", None)])
+    assert 'syclforge_build_device[] = "cpu"' in text
+    text = embed.render_image_table("nvidia", "icpx", [("sm_90", "native", None), ("ptx", "portable", None)],
+                                    device="gpu")
     assert "unsigned char" not in text and '{"sm_90", "native", nullptr, 0},' in text
+    assert 'syclforge_build_device[] = "gpu"' in text   # the runtime then runs it on a GPU or not at all
     assert "syclforge_embedded_image_count = 2;" in text
     with pytest.raises(ValueError, match="odd name"):
         embed.render_image_table("t", "x; evil()", [])

@@ -23,7 +23,23 @@ Runtime::Runtime(const std::string &image) : impl_(std::make_unique<Impl>()) {
   } catch (const syclforge::Error &e) {
     throw Error(e.what());
   }
-  m.q = sycl::queue(sycl::default_selector_v, m.async_handler(), sycl::property::queue::in_order());
+  // A GPU target's binary runs on a GPU or not at all: a SYCL runtime with a
+  // host backend too (AdaptiveCpp's OpenMP device) would otherwise run it
+  // there, silently, where no GPU is found.
+  if (syclforge::build_device() == "gpu") {
+    std::vector<sycl::device> gpus = sycl::device::get_devices(sycl::info::device_type::gpu);
+    if (gpus.empty()) {
+      std::string seen;
+      for (const auto &d : sycl::device::get_devices())
+        seen += (seen.empty() ? "" : ", ") + d.get_info<sycl::info::device::name>();
+      throw Error("target " + syclforge::build_target() + " needs a GPU, and the SYCL runtime (" +
+                  syclforge::build_toolchain() + ") finds none (devices: " + (seen.empty() ? "none" : seen) +
+                  "); is the GPU driver installed (libcuda.so.1 for NVIDIA)?");
+    }
+    m.q = sycl::queue(gpus.front(), m.async_handler(), sycl::property::queue::in_order());
+  } else {
+    m.q = sycl::queue(sycl::cpu_selector_v, m.async_handler(), sycl::property::queue::in_order());
+  }
   m.compute_units = std::max<size_t>(1, m.q.get_device().get_info<sycl::info::device::max_compute_units>());
   if (syclforge::verbose())
     std::fprintf(stderr, "syclforge: device=\"%s\" image=%s\n", device_name().c_str(), m.image.c_str());

@@ -16,5 +16,6 @@ extern const syclforge_embedded_image syclforge_embedded_images[];
 extern const size_t syclforge_embedded_image_count;
 extern const char syclforge_build_target[];
 extern const char syclforge_build_toolchain[];
+extern const char syclforge_build_device[]; // the target's device kind: "cpu" or "gpu"
 }
 #pragma GCC visibility pop

@@ -8,6 +8,7 @@ namespace syclforge {
 
 std::string build_target() { return syclforge_build_target; }
 std::string build_toolchain() { return syclforge_build_toolchain; }
+std::string build_device() { return syclforge_build_device; }
 
 std::vector<Image> images() {
   std::vector<Image> out;

@@ -69,7 +69,8 @@ def _configure(env, det, target, out, images):
 def _table_action(target, source, env):
     data = [open(str(s), "rb").read() for s in source]
     images = [(i, k, data.pop(0) if embedded else None) for i, k, embedded in env["SF_IMAGE_TABLE"]]
-    text = embed.render_image_table(env["SF_TARGET_NAME"], env["SF_TOOLCHAIN_NAME"], images)
+    text = embed.render_image_table(env["SF_TARGET_NAME"], env["SF_TOOLCHAIN_NAME"], images,
+                                    device=env["SF_TARGET"].device)
     out = str(target[0])
     with open(out + ".tmp", "w") as f:
         f.write(text)
@@ -81,7 +82,8 @@ def image_table(env, name, entries, sources):
     embedded?) in the loader's order; sources: the embedded images' files."""
     node = env.Command(Dir(env["SF_OUT"]).Dir("obj").Dir("syclforge").File(f"{name}.images.cpp"),
                        sources, Action(_table_action, "$SF_EMBEDSTR"), SF_IMAGE_TABLE=entries)
-    env.Depends(node, env.Value(repr((env["SF_TARGET_NAME"], env["SF_TOOLCHAIN_NAME"], entries))))
+    env.Depends(node, env.Value(repr((env["SF_TARGET_NAME"], env["SF_TOOLCHAIN_NAME"], env["SF_TARGET"].device,
+                                      entries))))
     env.Depends(node, File(os.path.join(paths.PACKAGE, "core", "embed.py")))
     return node
 

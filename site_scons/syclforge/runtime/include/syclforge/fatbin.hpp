@@ -42,6 +42,7 @@ struct Attempt {
 
 std::string build_target();    // the targets.yaml name this binary was built for
 std::string build_toolchain(); // the toolchain family that built it
+std::string build_device();    // the target's device kind (targets.yaml): "cpu" or "gpu"
 std::vector<Image> images();   // what this binary holds, in order of preference
 bool verbose();                // SYCLFORGE_VERBOSE is set (and not 0)
 
