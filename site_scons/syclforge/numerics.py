@@ -558,21 +558,47 @@ def draw(report, path):
 
 def main(argv=None):
     """`python -m syclforge.numerics merge DIR...` (and a console command's
-    `numerics`): top is SYCLFORGE_TOP or the current directory. Exit status
-    0, 1 (violations) or 2 (an error, named)."""
+    `numerics`) merges reports; `python -m syclforge.numerics run ...` runs
+    the images of one build on this machine (say, a GPU machine that has the
+    release bundle and a checkout, but no SCons build): its report and
+    outputs go to --out, to be merged where the other devices' are. top is
+    SYCLFORGE_TOP or the current directory. Exit status 0, 1 (violations)
+    or 2 (an error, named)."""
     import argparse
     top = Path(os.environ.get("SYCLFORGE_TOP") or os.getcwd())
     ap = argparse.ArgumentParser(prog="python -m syclforge.numerics",
-                                 description="merge cross-device numerics reports into one")
-    ap.add_argument("cmd", choices=("merge",))
-    ap.add_argument("reports", nargs="+", help="folders (or report.json files) written by `scons numerics`")
+                                 description="run or merge cross-device numerics reports")
+    ap.add_argument("cmd", choices=("merge", "run"))
+    ap.add_argument("reports", nargs="*", help="merge: folders (or report.json files) written by `scons numerics`")
     ap.add_argument("--out", default=str(top / "build" / "numerics"))
-    ap.add_argument("--plugin", help="the numerics plugin that compares (default: the one the first "
+    ap.add_argument("--plugin", help="the numerics plugin (run: required; merge: default the one the first "
                                      "report records, relative to the top)")
+    ap.add_argument("--target", help="run: the targets.yaml name the build is for")
+    ap.add_argument("--toolchain", help="run: the toolchain that built it")
+    ap.add_argument("--image", action="append", default=[], help="run: an image to run (repeat)")
+    ap.add_argument("--file", action="append", default=[], metavar="NAME=PATH",
+                    help="run: an artifact the plugin runs (repeat), e.g. lib=bundle/lib/libx.so")
+    ap.add_argument("--runner", default=None, help="run: the runner's name in the report (default: host:<name>)")
     a = ap.parse_args(argv)
     try:
-        plugin = load_plugin(a.plugin) if a.plugin else None
-        report = merge(top, a.out, a.reports, plugin=plugin)
+        if a.cmd == "merge":
+            if not a.reports:
+                raise SyclforgeError("merge: name the report folders to merge")
+            plugin = load_plugin(a.plugin) if a.plugin else None
+            report = merge(top, a.out, a.reports, plugin=plugin)
+        else:
+            missing = [o for o in ("plugin", "target", "toolchain") if not getattr(a, o)] + \
+                ([] if a.image else ["image"]) + ([] if a.file else ["file"])
+            if missing:
+                raise SyclforgeError("run needs " + ", ".join(f"--{m}" for m in missing))
+            files = {}
+            for f in a.file:
+                name, eq, path = f.partition("=")
+                if not eq or not os.path.exists(path):
+                    raise SyclforgeError(f"--file {f}: give NAME=PATH of an existing file")
+                files[name] = os.path.abspath(path)
+            spec = {"target": a.target, "toolchain": a.toolchain, "images": a.image, "files": files}
+            report = run_local(top, [spec], a.out, plugin=load_plugin(a.plugin), runner=a.runner)
     except SyclforgeError as e:
         print(f"syclforge: error: {e}", file=sys.stderr)
         return 2
