@@ -407,6 +407,7 @@ def table(rows, have_llama):
 
 
 def main(argv=None):
+    global MINILLM   # --minillm: the program the helpers above run
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", type=int, default=RUNS, help="timed repetitions per side and size (>= 3)")
     ap.add_argument("-n", type=int, default=NEW_TOKENS, help="new tokens per run (default %(default)s)")
@@ -418,7 +419,6 @@ def main(argv=None):
                     help="the minillm program to time (default: %(default)s; another toolchain's build: "
                          "build/cpu-x86/<toolchain>/bin/minillm)")
     args = ap.parse_args(argv)
-    global MINILLM
     MINILLM = Path(args.minillm).resolve()
     runs = max(args.runs, 3)
     started = time.time()

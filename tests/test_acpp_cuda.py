@@ -444,8 +444,29 @@ def test_scons_builds_the_nvidia_target_with_acpp(cuda_acpp, cuobjdump, tmp_path
     entries = _fatbin_entries(cuobjdump, co / "build" / "nvidia" / "lib" / "libsyclforge_kl.so")
     assert sorted(set(entries)) == [("elf", "sm_80"), ("elf", "sm_90"), ("ptx", "sm_80"), ("ptx", "sm_90")], \
         entries
-    # no GPU here: its self-test runs on the OpenMP host device (the driver-less
-    # warning about librt-backend-cuda.so silenced)
+    # No GPU here: a GPU target's program refuses to run rather than fall
+    # back to AdaptiveCpp's OpenMP host device, and names what it found.
     info = run([co / "build" / "nvidia" / "bin" / "kl-info"], env={"ACPP_DEBUG_LEVEL": "1"}, timeout=600)
-    assert info.returncode == 0 and "18 passed, 0 failed" in info.stdout, info.stdout[-3000:] + info.stderr
-    assert "target:    nvidia" in info.stdout and "toolchain: acpp" in info.stdout
+    assert info.returncode != 0, info.stdout[-3000:]
+    assert ("target nvidia needs a GPU, and the SYCL runtime (acpp) finds none (devices: AdaptiveCpp OpenMP "
+            "host device)") in info.stderr, info.stderr
+
+    # The release bundle: the runtime an nvidia machine lacks, carried;
+    # never the link stub (libcuda.so.1 is the driver's).
+    subprocess.run(["git", "init", "-q"], cwd=co, check=True)
+    subprocess.run(["git", "add", "-A"], cwd=co, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "t"], cwd=co, check=True)
+    scons("release", "target=nvidia", "toolchain=acpp", cwd=co, env=env, timeout=1800)
+    (archive,) = (co / "dist").glob("*-nvidia.tar.gz")
+    assert archive.stat().st_size < 64 * 2**20          # what travels to a GPU machine
+    check = run([REPO / ".venv" / "bin" / "syclforge", "verify", archive])
+    assert check.returncode == 0, check.stdout + check.stderr
+    with tarfile.open(archive) as t:
+        names = t.getnames()
+        manifest = json.load(t.extractfile(next(n for n in names if n.endswith("/manifest.json"))))
+    carried = {c["path"] for c in manifest["runtime"]["carried"]}
+    assert {"lib/libacpp-rt.so", "lib/libacpp-common.so", "lib/hipSYCL/librt-backend-cuda.so",
+            "lib/hipSYCL/librt-backend-omp.so", "lib/libcudart.so.12"} <= carried, carried
+    assert not [n for n in names if "libcuda." in n.rsplit("/", 1)[-1]], names
+    assert "libcuda.so.1" in manifest["runtime"]["system_libraries"]
+    assert manifest["runtime"]["drivers"] == ["the nvidia GPU driver for the device"]
