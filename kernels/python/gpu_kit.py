@@ -8,9 +8,11 @@ results to bring back and merge (README.md, "NVIDIA GPUs").
 It extracts the bundle and writes into OUT_DIR:
   kl-info.txt        bin/run kl-info (SYCLFORGE_VERBOSE=1): device, image, self-test
   minillm.json       greedy tokens of minillm against the float64 reference
-                     (models/reference.py, run here), the sample text, and
+                     (models/reference.py, run here), the sample text,
                      decode/prefill medians beside PyTorch + transformers
-                     (LlamaForCausalLM on the same weights, same GPU)
+                     (LlamaForCausalLM on the same weights, same GPU), and
+                     where decode's time goes: launches per token, time per
+                     launch
   numerics/          `python -m syclforge.numerics run` of the bundle's
                      library and minillm: report.json, table.txt, outputs
   numerics-ptx/      the same with CUDA_FORCE_PTX_JIT=1 (the driver JIT-compiles
@@ -91,6 +93,37 @@ def torch_peer(prompt_tokens, n, runs):
             "torch": torch.__version__, "device": torch.cuda.get_device_name(0), "runs": runs}
 
 
+def launch_costs(bundle, repeats=500):
+    """Time per launch on the bundle's device (kernels/python/syclforge_kl.py
+    over its library): kl_add of 16 floats, enqueue + kl_wait each (the
+    round trip a synchronised op pays), and back to back, one wait at the
+    end (what an op costs in a stream of them, as in a decode step). Medians
+    of 5 batches, in microseconds."""
+    import numpy as np
+    sys.path.insert(0, str(TOP / "kernels" / "python"))
+    from syclforge_kl import Runtime
+    with Runtime(lib=str(bundle / "lib" / "libsyclforge_kl.so")) as rt:
+        a, y = rt.to_device(np.ones(16, np.float32)), rt.empty(16)
+        for _ in range(50):
+            rt.call("kl_add", a, a, y, 16)
+        rt.wait()
+        synced, streamed = [], []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                rt.call("kl_add", a, a, y, 16)
+                rt.wait()
+            synced.append((time.perf_counter() - t0) / repeats * 1e6)
+            t0 = time.perf_counter()
+            for _ in range(repeats):
+                rt.call("kl_add", a, a, y, 16)
+            rt.wait()
+            streamed.append((time.perf_counter() - t0) / repeats * 1e6)
+        a.free(), y.free()
+        return {"device": rt.device_name, "launch_and_wait_us": statistics.median(synced),
+                "launch_in_stream_us": statistics.median(streamed)}
+
+
 def numerics(bundle, out, runner, target, toolchain, env=None):
     cmd = [sys.executable, "-m", "syclforge.numerics", "run", "--plugin", "kernels/python/numerics_plugin.py",
            "--target", target, "--toolchain", toolchain, "--image", "runtime-selected",
@@ -140,7 +173,8 @@ def main(argv=None):
                       text=ours["text"], image=ours["image"],
                       same_as_reference=ours["tokens"] == ref,
                       ours={"tok_per_s": statistics.median(r["tok_per_s"] for r in runs),
-                            "prefill_ms": statistics.median(r["prefill_ms"] for r in runs), "runs": len(runs)})
+                            "prefill_ms": statistics.median(r["prefill_ms"] for r in runs), "runs": len(runs),
+                            "launches_per_token": runs[0].get("launches_per_token")})
         ok &= result["same_as_reference"]
     except Exception as e:          # noqa: BLE001 -- reported, the other checks still run
         result["error"] = f"{type(e).__name__}: {e}"
@@ -156,6 +190,14 @@ def main(argv=None):
                                "prefill_time": result["ours"]["prefill_ms"] / peer["prefill_ms"]}
     except Exception as e:          # noqa: BLE001 -- reported in minillm.json
         result["peer_error"] = f"{type(e).__name__}: {e}"
+    try:   # where decode's time goes: launches per token x time per launch
+        result["launches"] = launch_costs(bundle)
+        per = result.get("ours", {}).get("launches_per_token")
+        if per and result.get("ours", {}).get("tok_per_s"):
+            token_us = 1e6 / result["ours"]["tok_per_s"]
+            result["launches"]["launch_share_of_a_token"] = per * result["launches"]["launch_in_stream_us"] / token_us
+    except Exception as e:          # noqa: BLE001
+        result["launches_error"] = f"{type(e).__name__}: {e}"
     (out / "minillm.json").write_text(json.dumps(result, indent=1) + "\n")
 
     log("numerics")

@@ -61,7 +61,7 @@ void rowwise(Runtime &rt, const char *op, const float *x, const void *out, size_
 
 void saxpy(Runtime &rt, float a, const float *x, float *y, size_t n) {
   elementwise1(rt, "saxpy", x, y, n);
-  if (n) rt.impl().ops->saxpy(rt, a, x, y, n);
+  if (n) rt.impl().launch().saxpy(rt, a, x, y, n);
 }
 
 void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
@@ -71,10 +71,10 @@ void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_
   tensor(rt, op, y, "y", product(op, {M, N}), "M*N");
   if (!M || !N) return;
   if (!K) rt.queue().memset(y, 0, M * N * sizeof(float)); // an empty sum
-  else if (M == 1) rt.impl().ops->gemv(rt, x, w, y, N, K);      // one token: the decode kernel
-  else if (M <= ops::GEMM_FEW_MAX_M) rt.impl().ops->gemm_few(rt, x, w, y, M, N, K); // weights used too few times to tile
-  else if (M <= ops::GEMM_MID_MAX_M) rt.impl().ops->gemm_mid(rt, x, w, y, M, N, K);  // smaller tiles waste fewer rows
-  else rt.impl().ops->gemm(rt, x, w, y, M, N, K);
+  else if (M == 1) rt.impl().launch().gemv(rt, x, w, y, N, K);      // one token: the decode kernel
+  else if (M <= ops::GEMM_FEW_MAX_M) rt.impl().launch().gemm_few(rt, x, w, y, M, N, K); // weights used too few times to tile
+  else if (M <= ops::GEMM_MID_MAX_M) rt.impl().launch().gemm_mid(rt, x, w, y, M, N, K);  // smaller tiles waste fewer rows
+  else rt.impl().launch().gemm(rt, x, w, y, M, N, K);
 }
 
 void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_t K) {
@@ -84,7 +84,7 @@ void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_
   tensor(rt, op, y, "y", N, "N");
   if (!N) return;
   if (!K) rt.queue().memset(y, 0, N * sizeof(float));
-  else rt.impl().ops->gemv(rt, x, w, y, N, K);
+  else rt.impl().launch().gemv(rt, x, w, y, N, K);
 }
 
 void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps) {
@@ -94,7 +94,7 @@ void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t 
   tensor(rt, op, weight, "weight", n ? dim : 0, "dim");
   tensor(rt, op, y, "y", n, "rows*dim");
   check_eps(op, eps);
-  if (n) rt.impl().ops->rmsnorm(rt, x, weight, y, rows, dim, eps);
+  if (n) rt.impl().launch().rmsnorm(rt, x, weight, y, rows, dim, eps);
 }
 
 void layernorm(Runtime &rt, const float *x, const float *weight, const float *bias, float *y, size_t rows,
@@ -106,7 +106,7 @@ void layernorm(Runtime &rt, const float *x, const float *weight, const float *bi
   tensor(rt, op, bias, "bias", n ? dim : 0, "dim");
   tensor(rt, op, y, "y", n, "rows*dim");
   check_eps(op, eps);
-  if (n) rt.impl().ops->layernorm(rt, x, weight, bias, y, rows, dim, eps);
+  if (n) rt.impl().launch().layernorm(rt, x, weight, bias, y, rows, dim, eps);
 }
 
 void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, bool causal, size_t pos0,
@@ -117,7 +117,7 @@ void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, bo
   tensor(rt, op, y, "y", n, "rows*cols");
   if (!(temperature > 0.f)) fail(op, "temperature must be > 0, got " + num(temperature));
   if (causal && pos0 > ~size_t(0) - rows) fail(op, "pos0 + rows overflows size_t");
-  if (n) rt.impl().ops->softmax(rt, x, y, rows, cols, causal ? 1 : 0, pos0, temperature);
+  if (n) rt.impl().launch().softmax(rt, x, y, rows, cols, causal ? 1 : 0, pos0, temperature);
 }
 
 void rope(Runtime &rt, float *x, size_t tokens, size_t heads, size_t head_dim, size_t pos0, float theta) {
@@ -129,32 +129,32 @@ void rope(Runtime &rt, float *x, size_t tokens, size_t heads, size_t head_dim, s
   if (pos0 + tokens < pos0 || pos0 + tokens > (size_t(1) << 24))
     fail(op, "positions must stay below 2^24 (exact in fp32), pos0 + tokens = " + std::to_string(pos0 + tokens));
   if (!n) return;
-  rt.impl().ops->rope(rt, x, rt.impl().rope_table(theta, head_dim), tokens, heads, head_dim, pos0);
+  rt.impl().launch().rope(rt, x, rt.impl().rope_table(theta, head_dim), tokens, heads, head_dim, pos0);
 }
 
 void silu(Runtime &rt, const float *x, float *y, size_t n) {
   elementwise1(rt, "silu", x, y, n);
-  if (n) rt.impl().ops->silu(rt, x, y, n);
+  if (n) rt.impl().launch().silu(rt, x, y, n);
 }
 void gelu_tanh(Runtime &rt, const float *x, float *y, size_t n) {
   elementwise1(rt, "gelu_tanh", x, y, n);
-  if (n) rt.impl().ops->gelu_tanh(rt, x, y, n);
+  if (n) rt.impl().launch().gelu_tanh(rt, x, y, n);
 }
 void gelu_erf(Runtime &rt, const float *x, float *y, size_t n) {
   elementwise1(rt, "gelu_erf", x, y, n);
-  if (n) rt.impl().ops->gelu_erf(rt, x, y, n);
+  if (n) rt.impl().launch().gelu_erf(rt, x, y, n);
 }
 void swiglu(Runtime &rt, const float *gate, const float *up, float *y, size_t n) {
   elementwise2(rt, "swiglu", "gate", gate, "up", up, y, n);
-  if (n) rt.impl().ops->swiglu(rt, gate, up, y, n);
+  if (n) rt.impl().launch().swiglu(rt, gate, up, y, n);
 }
 void add(Runtime &rt, const float *a, const float *b, float *y, size_t n) {
   elementwise2(rt, "add", "a", a, "b", b, y, n);
-  if (n) rt.impl().ops->add(rt, a, b, y, n);
+  if (n) rt.impl().launch().add(rt, a, b, y, n);
 }
 void mul(Runtime &rt, const float *a, const float *b, float *y, size_t n) {
   elementwise2(rt, "mul", "a", a, "b", b, y, n);
-  if (n) rt.impl().ops->mul(rt, a, b, y, n);
+  if (n) rt.impl().launch().mul(rt, a, b, y, n);
 }
 
 void embedding(Runtime &rt, const float *table, const int32_t *ids_host, float *y, size_t n_ids, size_t dim,
@@ -170,7 +170,7 @@ void embedding(Runtime &rt, const float *table, const int32_t *ids_host, float *
   tensor(rt, op, y, "y", n, "n_ids*dim");
   if (!n) return;
   auto *ids = static_cast<const int32_t *>(rt.impl().stage(ids_host, n_ids * sizeof(int32_t)));
-  rt.impl().ops->embedding(rt, table, ids, y, n_ids, dim);
+  rt.impl().launch().embedding(rt, table, ids, y, n_ids, dim);
 }
 
 void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out, size_t tokens,
@@ -189,21 +189,21 @@ void attention(Runtime &rt, const float *q, const float *k_cache, const float *v
   tensor(rt, op, k_cache, "k_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
   tensor(rt, op, v_cache, "v_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
   tensor(rt, op, out, "out", n, "tokens*n_heads*head_dim");
-  if (n) rt.impl().ops->attention(rt, q, k_cache, v_cache, out, tokens, n_heads, n_kv_heads, head_dim, pos0, scale);
+  if (n) rt.impl().launch().attention(rt, q, k_cache, v_cache, out, tokens, n_heads, n_kv_heads, head_dim, pos0, scale);
 }
 
 void sum(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
   rowwise(rt, "sum", x, out, rows, cols);
-  if (rows) rt.impl().ops->row_sum(rt, x, out, rows, cols);
+  if (rows) rt.impl().launch().row_sum(rt, x, out, rows, cols);
 }
 void max(Runtime &rt, const float *x, float *out, size_t rows, size_t cols) {
   rowwise(rt, "max", x, out, rows, cols);
-  if (rows) rt.impl().ops->row_max(rt, x, out, rows, cols);
+  if (rows) rt.impl().launch().row_max(rt, x, out, rows, cols);
 }
 void argmax(Runtime &rt, const float *x, int32_t *out, size_t rows, size_t cols) {
   rowwise(rt, "argmax", x, out, rows, cols);
   if (cols > size_t(INT32_MAX)) fail("argmax", "cols must fit an int32 index, got " + std::to_string(cols));
-  if (rows) rt.impl().ops->row_argmax(rt, x, out, rows, cols);
+  if (rows) rt.impl().launch().row_argmax(rt, x, out, rows, cols);
 }
 
 } // namespace kl

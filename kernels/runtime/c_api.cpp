@@ -80,6 +80,10 @@ const char *kl_image(kl_runtime *rt) {
   return rt->image.c_str();
 }
 
+unsigned long long kl_launches(kl_runtime *rt) {
+  return rt ? rt->rt->impl().launches.load(std::memory_order_relaxed) : 0;
+}
+
 const char *kl_target(void) {
   static const std::string s = kl::Runtime::target();
   return s.c_str();

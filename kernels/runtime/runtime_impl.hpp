@@ -1,5 +1,6 @@
 // Internal state shared by the runtime and the launch wrappers.
 #pragma once
+#include <atomic>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -21,6 +22,12 @@ struct Runtime::Impl {
   std::string image;
   std::vector<Attempt> attempts;
   const launch::Table *ops = nullptr; // the launch layer: this binary's, or the chosen module's
+  // Ops launched so far (kl_launches): what a token costs in launches.
+  std::atomic<unsigned long long> launches{0};
+  const launch::Table &launch() {
+    launches.fetch_add(1, std::memory_order_relaxed);
+    return *ops;
+  }
   void *program = nullptr; // cl_program, runtime-compiler toolchains only
   std::map<std::string, void *> kernels; // name -> cl_kernel
   std::mutex mutex;                      // kernels, rope_tables, kernel arguments while enqueueing

@@ -386,7 +386,7 @@ void usage(FILE *f) {
                "  --temp T     sampling temperature; 0 (default) is greedy\n"
                "  --top-k K    sample among the K most likely tokens (default: all)\n"
                "  --seed S     random seed for sampling (default 0)\n"
-               "  --json       print one JSON object: prompt_tokens, tokens, text, tok_per_s, prefill_ms, image,\n"
+               "  --json       print one JSON object: prompt_tokens, tokens, text, tok_per_s, prefill_ms, launches_per_token, image,\n"
                "               peak_rss_kb (VmHWM)\n"
                "  --dump-logits FILE  write each step's logits (float32, [steps, vocab]) to FILE\n"
                "  --warmup     run the prompt and one decode step once, untimed, before the timed run\n"
@@ -476,6 +476,7 @@ int main(int argc, char **argv) {
     std::vector<int32_t> out;
     std::string text;
     auto t1 = clock::now();
+    unsigned long long launches0 = kl_launches(g_rt);
     int64_t pos = static_cast<int64_t>(ids.size());
     for (long long i = 0; i < n; ++i) {
       dump_step();
@@ -493,14 +494,17 @@ int main(int argc, char **argv) {
     double decode_s = std::chrono::duration<double>(clock::now() - t1).count();
     if (dump_file) std::fclose(dump_file);
     double tok_per_s = out.empty() || decode_s <= 0 ? 0.0 : out.size() / decode_s;
+    // kernel launches per generated token during decode (kl_launches)
+    double launches_per_token = out.empty() ? 0.0 : double(kl_launches(g_rt) - launches0) / out.size();
     if (as_json) {
       std::printf("{\"prompt_tokens\": [");
       for (size_t i = 0; i < ids.size(); ++i) std::printf("%s%d", i ? ", " : "", ids[i]);
       std::printf("], \"tokens\": [");
       for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? ", " : "", out[i]);
       std::printf("], \"text\": %s, \"tok_per_s\": %.3f, \"prefill_ms\": %.3f, \"image\": %s, "
-                  "\"peak_rss_kb\": %lld}\n",
-                  json_escape(text).c_str(), tok_per_s, prefill_ms, json_escape(kl_image(g_rt)).c_str(), peak_rss_kb());
+                  "\"peak_rss_kb\": %lld, \"launches_per_token\": %.1f}\n",
+                  json_escape(text).c_str(), tok_per_s, prefill_ms, json_escape(kl_image(g_rt)).c_str(), peak_rss_kb(),
+                  launches_per_token);
     } else {
       std::printf("\n");
       std::fprintf(stderr, "minillm: %zu prompt tokens in %.1f ms, %zu tokens at %.1f tok/s (image %s)\n",

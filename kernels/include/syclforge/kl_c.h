@@ -30,6 +30,7 @@ void kl_destroy(kl_runtime *rt);
 const char *kl_last_error(void);            /* thread-local, "" when none */
 const char *kl_device_name(kl_runtime *rt);
 const char *kl_image(kl_runtime *rt);       /* chosen image id */
+unsigned long long kl_launches(kl_runtime *rt); /* ops launched so far on rt (0 if rt is NULL) */
 const char *kl_target(void);                /* targets.yaml name */
 const char *kl_toolchain(void);
 
