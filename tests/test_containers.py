@@ -349,7 +349,16 @@ def test_workflow_runs_every_family_on_its_runner_and_merges():
     upload = [s for s in job["steps"] if s.get("uses", "").startswith("actions/upload-artifact")]
     assert upload and upload[0]["with"]["path"].startswith("build/containers/")
     merge = wf["jobs"]["merge"]
-    assert merge["needs"] == "numerics" and merge["if"].startswith("always()")
+    assert merge["needs"] == ["numerics", "nvidia-run"] and merge["if"].startswith("always()")
+    # The nvidia bundle: built on a CPU runner, checked on an nvidia one, its
+    # reports among those merged.
+    build, gpu = wf["jobs"]["nvidia-build"], wf["jobs"]["nvidia-run"]
+    assert "cpu" in build["runs-on"] and "nvidia" in gpu["runs-on"] and gpu["needs"] == "nvidia-build"
+    assert any("install.sh --acpp-cuda" in st.get("run", "") for st in build["steps"])
+    assert any("scons release target=nvidia strict=1" in st.get("run", "") for st in build["steps"])
+    assert any("kernels/python/gpu_kit.py" in st.get("run", "") for st in gpu["steps"])
+    names = {st.get("with", {}).get("name", "") for st in gpu["steps"]}
+    assert {"numerics-nvidia-bundle", "numerics-nvidia-bundle-ptx"} <= names
     assert any("syclforge.numerics merge reports/" in s.get("run", "") for s in merge["steps"])
     # The locked .debs fall back to Debian's snapshot of the lock's day.
     snapshot = [st for st in job["steps"] if "SYCLFORGE_DEBIAN_ARCHIVES" in st.get("run", "")]

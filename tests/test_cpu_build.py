@@ -26,7 +26,14 @@ ABOVE = ["avx512", "avx2", "sse4.2"][:["avx512", "avx2", "sse4.2"].index(best_im
 def test_build_all_summarises_every_target(built):
     out = built.stdout
     assert re.search(r"^cpu-x86\s+BUILT\s+oneapi-pip\s+avx512, avx2, sse4.2, spirv$", out, re.M), out
-    for gpu in ("intel-gpu", "nvidia", "amd"):
+    # nvidia is built where AdaptiveCpp's CUDA flavour is installed
+    # (./install.sh --acpp-cuda: no GPU needed to build), else SKIPPED.
+    from syclforge.core import toolchains as tc
+    (acpp,) = tc.detect([f for f in tc.load_families(REPO / "toolchains") if f.name == "acpp"])
+    cuda = acpp.available and "cuda" in acpp.info.get("backends", [])
+    if cuda:
+        assert re.search(r"^nvidia\s+BUILT\s+acpp\s+sm_90, sm_80, ptx$", out, re.M), out
+    for gpu in ("intel-gpu", "amd") + (() if cuda else ("nvidia",)):
         row = re.search(rf"^{gpu}\s+SKIPPED\s+-\s+(.+)$", out, re.M)
         assert row, f"no SKIPPED row for {gpu}:\n{out}"
         assert len(row.group(1)) > 10  # a reason, not a blank
