@@ -84,3 +84,27 @@ def lowered_isa_sets():
 def best_image(environ=None):
     """The image the loader should choose by default."""
     return cpu_isas(environ)[0]
+
+
+def install_sh_checkout(tmp_path, folders=()):
+    """A copy of install.sh in a folder of its own, with a stand-in .venv
+    (the real one is shared: no pip runs here) and a dpkg-query that says
+    every Debian package is installed (no apt-get either)."""
+    co = tmp_path / "checkout"
+    (co / ".venv" / "bin").mkdir(parents=True)
+    shutil.copy(REPO / "install.sh", co / "install.sh")
+    for rel in folders:   # what install.sh reads besides itself
+        shutil.copytree(REPO / rel, co / rel)
+    (co / "requirements.txt").write_text("")
+    stub = co / ".venv" / "bin" / "python"
+    stub.write_text("#!/bin/sh\nexit 0\n")
+    stub.chmod(0o755)
+    fakebin = tmp_path / "fakebin"
+    fakebin.mkdir()
+    for name, body in (("dpkg-query", "printf 'install ok installed'\n"),
+                       ("apt-get", "echo 'fake apt-get must not run' >&2; exit 1\n")):
+        (fakebin / name).write_text(f"#!/bin/sh\n{body}")
+        (fakebin / name).chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if k != "CI"}
+    env.update(PATH=f"{fakebin}:{env['PATH']}", XDG_CACHE_HOME=str(tmp_path / "cache"))
+    return co, env

@@ -30,7 +30,7 @@ import pytest
 from packaging.version import Version
 
 import fakes
-from helpers import best_image, copy_checkout, cpu_isas, run, scons
+from helpers import best_image, copy_checkout, cpu_isas, install_sh_checkout, run, scons
 from syclforge.core import toolchains as tc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -347,25 +347,7 @@ def test_every_kernel_test_runs_on_the_acpp_images(acpp):
 # install.sh --acpp with fake archives (no AdaptiveCpp needed)
 
 def _checkout(tmp_path):
-    """A copy of install.sh in a folder of its own, with a stand-in .venv
-    (the real one is shared: no pip runs here) and a dpkg-query that says
-    every Debian package is installed (no apt-get either)."""
-    co = tmp_path / "checkout"
-    (co / ".venv" / "bin").mkdir(parents=True)
-    shutil.copy(REPO / "install.sh", co / "install.sh")
-    (co / "requirements.txt").write_text("")
-    stub = co / ".venv" / "bin" / "python"
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
-    fakebin = tmp_path / "fakebin"
-    fakebin.mkdir()
-    for name, body in (("dpkg-query", "printf 'install ok installed'\n"),
-                       ("apt-get", "echo 'fake apt-get must not run' >&2; exit 1\n")):
-        (fakebin / name).write_text(f"#!/bin/sh\n{body}")
-        (fakebin / name).chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
-    env.update(PATH=f"{fakebin}:{env['PATH']}", XDG_CACHE_HOME=str(tmp_path / "cache"))
-    return co, env
+    return install_sh_checkout(tmp_path)
 
 
 def _fake_archive(tmp_path, cmakelists):

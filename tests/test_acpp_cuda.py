@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import copy_checkout, run, scons
+from helpers import copy_checkout, install_sh_checkout, run, scons
 from syclforge.core import toolchains as tc
 
 REPO = Path(__file__).resolve().parent.parent
@@ -208,23 +208,7 @@ def test_group_eq_fix_fails_loudly_where_it_does_not_apply(tmp_path):
 # install.sh --acpp-cuda, without building (a copy, as tests/test_acpp.py does)
 
 def _checkout(tmp_path):
-    co = tmp_path / "checkout"
-    (co / ".venv" / "bin").mkdir(parents=True)
-    shutil.copy(REPO / "install.sh", co / "install.sh")
-    shutil.copytree(PIECES, co / "toolchains" / "acpp-cuda")
-    (co / "requirements.txt").write_text("")
-    stub = co / ".venv" / "bin" / "python"
-    stub.write_text("#!/bin/sh\nexit 0\n")
-    stub.chmod(0o755)
-    fakebin = tmp_path / "fakebin"
-    fakebin.mkdir()
-    for name, body in (("dpkg-query", "printf 'install ok installed'\n"),
-                       ("apt-get", "echo 'fake apt-get must not run' >&2; exit 1\n")):
-        (fakebin / name).write_text(f"#!/bin/sh\n{body}")
-        (fakebin / name).chmod(0o755)
-    env = {k: v for k, v in os.environ.items() if k != "CI"}
-    env.update(PATH=f"{fakebin}:{env['PATH']}", XDG_CACHE_HOME=str(tmp_path / "cache"))
-    return co, env
+    return install_sh_checkout(tmp_path, folders=["toolchains/acpp-cuda"])
 
 
 def test_install_sh_usage_names_acpp_cuda(tmp_path):
