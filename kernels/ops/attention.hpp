@@ -16,7 +16,8 @@ constexpr int ATTN_LOCAL = ATTN_CHUNK * (1 + ROW_LANES); // floats of local memo
 // head_dim is unbounded too.
 template <int D>
 inline void attention_row(const sycl::nd_item<D> &it, const float *q, const float *k, const float *v, float *out,
-                          size_t n_pos, size_t head_dim, size_t stride, float scale, float *s) {
+                          size_t n_pos, size_t head_dim, size_t stride, float scale, float *s, Faults f) {
+  const bool no_max = has(f, fault::ATTN_NO_MAX), approx = has(f, fault::ATTN_APPROX_EXP);
   constexpr int PB = 8; // positions whose dot products a work-item builds at once
   Lanes l(it);
   auto g = it.get_group();
@@ -47,10 +48,14 @@ inline void attention_row(const sycl::nd_item<D> &it, const float *q, const floa
       s[p] = dot * scale;
       lane_max = sycl::fmax(lane_max, s[p]);
     });
-    const float m_new = sycl::fmax(m, sycl::reduce_over_group(g, lane_max, sycl::maximum<float>()));
-    const float corr = sycl::exp(m - m_new); // 0 on the first chunk
+    float m_new = sycl::fmax(m, sycl::reduce_over_group(g, lane_max, sycl::maximum<float>()));
+    if (no_max) m_new = 0.f; // the fault: plain exp, which overflows for large scores
+    const float corr = no_max ? 1.f : approx ? exp_approx(m - m_new) : sycl::exp(m - m_new); // 0 on the first chunk
     float sum = 0.f;
-    l.each(cn, [&](size_t p) { sum += (s[p] = exp2_flush((s[p] - m_new) * LOG2E)); });
+    l.each(cn, [&](size_t p) {
+      const float w = (s[p] - m_new) * LOG2E;
+      sum += (s[p] = no_max ? sycl::exp2(w) : approx ? exp2_approx(w) : exp2_flush(w));
+    });
     denom = denom * corr + sycl::reduce_over_group(g, sum, sycl::plus<float>());
     m = m_new;
     sycl::group_barrier(g); // every weight written before anyone reads them

@@ -5,6 +5,8 @@
 #pragma once
 #include <sycl/sycl.hpp>
 
+#include "faults.hpp"
+
 #include <cstddef>
 #include <limits>
 
@@ -76,7 +78,9 @@ template <typename F> inline void each_row(const sycl::nd_item<1> &it, size_t ro
 // work-items striding the block (whole vectors; only the array's last step
 // is partial). Fewer, larger work-groups cost the CPU runtime less.
 constexpr size_t ELEM_BLOCK = 4096;
-template <int D, typename F> inline void each_in_block(const sycl::nd_item<D> &it, size_t n, F &&f) {
+template <int D, typename F>
+inline void each_in_block(const sycl::nd_item<D> &it, size_t n, Faults faults, F &&f) {
+  if (has(faults, fault::ELEM_TAIL)) n -= 1; // n >= 1: launched for n > 0 only
   const size_t b0 = it.get_group(D - 1) * ELEM_BLOCK;
   Lanes(it).each(imin(ELEM_BLOCK, n - b0), [&](size_t i) { f(b0 + i); });
 }
@@ -104,9 +108,12 @@ inline float exp2_flush(float w) {
 }
 
 // Sum of f(i) over a team's row (a group or a sub-group), returned to every work-item.
-template <typename Team, typename F> inline float group_sum_of(const Team &team, const Lanes &l, size_t n, F &&f) {
+// half_acc: the fault of an fp16 accumulator (faults.hpp).
+template <typename Team, typename F>
+inline float group_sum_of(const Team &team, const Lanes &l, size_t n, F &&f, bool half_acc = false) {
   float acc[4] = {0.f, 0.f, 0.f, 0.f};
-  l.fold(n, acc, [&](float &a, size_t i) { a += f(i); });
+  if (half_acc) l.fold(n, acc, [&](float &a, size_t i) { a = half_round(a + f(i)); });
+  else l.fold(n, acc, [&](float &a, size_t i) { a += f(i); });
   return sycl::reduce_over_group(team, (acc[0] + acc[1]) + (acc[2] + acc[3]), sycl::plus<float>());
 }
 

@@ -5,9 +5,10 @@
 
 namespace kl::ops {
 
-template <typename Team> inline void embedding_row(const Team &team, const float *table_row, float *y, size_t dim) {
+template <typename Team> inline void embedding_row(const Team &team, const float *table_row, float *y, size_t dim,
+                          Faults f) {
   Lanes l(team);
-  l.each(dim, [&](size_t i) { y[i] = table_row[i]; });
+  l.each(has(f, fault::EMBED_TAIL) ? dim - 1 : dim, [&](size_t i) { y[i] = table_row[i]; });
 }
 
 } // namespace kl::ops

@@ -9,6 +9,8 @@
 #pragma once
 #include "common.hpp"  // relative: the runtime compiler sees ops/ as a virtual folder
 
+#include <type_traits>
+
 namespace kl::ops {
 
 template <int RM_, int RN_, int L0_, int L1_, int BK_> struct GemmTiles {
@@ -31,7 +33,7 @@ constexpr size_t GEMM_MID_MAX_M = 64;
 // y[M,N] = x[M,K] . w[N,K]^T. ws: Tiles::LOCAL floats of local memory.
 template <typename Tiles>
 inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w, float *y, size_t M, size_t N,
-                      size_t K, float *ws) {
+                      size_t K, float *ws, Faults f) {
   constexpr int RM = Tiles::RM, RN = Tiles::RN, L0 = Tiles::L0, BK = Tiles::BK, BN = Tiles::BN;
   constexpr int L1 = Tiles::L1;
   static_assert(L1 % RN == 0, "the copy gives each work-item one column of the tile");
@@ -71,7 +73,8 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
         }
       }
     } else {
-      for (size_t kk = 0; kk < kc; ++kk) {
+      const size_t kn = has(f, fault::GEMM_K_TAIL) ? kc - 1 : kc;
+      for (size_t kk = 0; kk < kn; ++kk) {
         float b[RN];
         for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
         for (int i = 0; i < RM; ++i) {
@@ -80,6 +83,9 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
         }
       }
     }
+    if (has(f, fault::GEMM_HALF_ACC))
+      for (int i = 0; i < RM; ++i)
+        for (int j = 0; j < RN; ++j) acc[i][j] = half_round(acc[i][j]);
     sycl::group_barrier(g);
   }
   const size_t m0 = it.get_group(0) * Tiles::BM + it.get_local_id(0) * RM;
@@ -111,7 +117,7 @@ constexpr size_t GEMM_FEW_MAX_M = 16; // up to here GemmFew beats the tiled GEMM
 
 template <typename T>
 inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w, float *y, size_t M, size_t N,
-                      size_t K, float *scratch) {
+                      size_t K, float *scratch, Faults f) {
   constexpr int RPW = T::RPW, MB = T::MB, KU = T::KU;
   const Lanes l(it);
   const size_t nb = (N + T::ROWS - 1) / T::ROWS, g = it.get_group(0);
@@ -121,17 +127,27 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
   for (int i = 0; i < MB; ++i) xr[i] = x + imin(m0 + i, M - 1) * K;
   float acc[RPW][MB][KU] = {};
   const size_t step = KU * l.lanes, whole = K - K % step;
-  for (size_t b = 0; b < whole; b += step)
-    for (int u = 0; u < KU; ++u) {
-      const size_t k = b + u * l.lanes + l.lane;
-      float xv[MB];
-      for (int i = 0; i < MB; ++i) xv[i] = xr[i][k];
-      for (int j = 0; j < RPW; ++j) {
-        const float wv = wr[j][k];
-        for (int i = 0; i < MB; ++i) acc[j][i][u] = sycl::fma(wv, xv[i], acc[j][i][u]);
+  // Two instances of the loop, so that the fault (an fp16 accumulator) costs
+  // the normal one nothing.
+  auto blocks = [&](auto half) {
+    for (size_t b = 0; b < whole; b += step)
+      for (int u = 0; u < KU; ++u) {
+        const size_t k = b + u * l.lanes + l.lane;
+        float xv[MB];
+        for (int i = 0; i < MB; ++i) xv[i] = xr[i][k];
+        for (int j = 0; j < RPW; ++j) {
+          const float wv = wr[j][k];
+          for (int i = 0; i < MB; ++i) {
+            acc[j][i][u] = sycl::fma(wv, xv[i], acc[j][i][u]);
+            if constexpr (decltype(half)::value) acc[j][i][u] = half_round(acc[j][i][u]);
+          }
+        }
       }
-    }
-  for (size_t k = whole + l.lane; k < K; k += l.lanes) // short tail
+  };
+  if (has(f, fault::ROWS_HALF_ACC)) blocks(std::true_type{});
+  else blocks(std::false_type{});
+  const size_t kend = has(f, fault::ROWS_K_TAIL) && whole < K ? K - 1 : K;
+  for (size_t k = whole + l.lane; k < kend; k += l.lanes) // short tail
     for (int j = 0; j < RPW; ++j)
       for (int i = 0; i < MB; ++i) acc[j][i][0] = sycl::fma(wr[j][k], xr[i][k], acc[j][i][0]);
   float part[RPW][MB];

@@ -8,10 +8,11 @@ namespace kl::ops {
 // y = x / sqrt(mean(x^2) + eps) * weight
 template <typename Team>
 inline void rmsnorm_row(const Team &team, const float *x, const float *weight, float *y, size_t dim,
-                        float eps) {
+                        float eps, Faults f) {
   Lanes l(team);
-  float mean_sq = group_sum_of(team, l, dim, [&](size_t i) { return x[i] * x[i]; }) / float(dim);
-  float inv = 1.f / sycl::sqrt(mean_sq + eps);
+  float mean_sq = group_sum_of(
+      team, l, dim, [&](size_t i) { return x[i] * x[i]; }, has(f, fault::NORM_HALF_ACC)) / float(dim);
+  float inv = has(f, fault::NORM_EPS_OUTSIDE) ? 1.f / (sycl::sqrt(mean_sq) + eps) : 1.f / sycl::sqrt(mean_sq + eps);
   l.each(dim, [&](size_t i) { y[i] = x[i] * inv * weight[i]; });
 }
 
@@ -19,11 +20,13 @@ inline void rmsnorm_row(const Team &team, const float *x, const float *weight, f
 // passes (mean, then squares of deviations) so large means cost no accuracy.
 template <typename Team>
 inline void layernorm_row(const Team &team, const float *x, const float *weight, const float *bias,
-                          float *y, size_t dim, float eps) {
+                          float *y, size_t dim, float eps, Faults f) {
   Lanes l(team);
-  float mean = group_sum_of(team, l, dim, [&](size_t i) { return x[i]; }) / float(dim);
-  float var = group_sum_of(team, l, dim, [&](size_t i) { return (x[i] - mean) * (x[i] - mean); }) / float(dim);
-  float inv = 1.f / sycl::sqrt(var + eps);
+  const bool half = has(f, fault::NORM_HALF_ACC);
+  float mean = group_sum_of(team, l, dim, [&](size_t i) { return x[i]; }, half) / float(dim);
+  float var =
+      group_sum_of(team, l, dim, [&](size_t i) { return (x[i] - mean) * (x[i] - mean); }, half) / float(dim);
+  float inv = has(f, fault::NORM_EPS_OUTSIDE) ? 1.f / (sycl::sqrt(var) + eps) : 1.f / sycl::sqrt(var + eps);
   l.each(dim, [&](size_t i) { y[i] = (x[i] - mean) * inv * weight[i] + bias[i]; });
 }
 

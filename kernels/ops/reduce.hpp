@@ -8,18 +8,21 @@
 
 namespace kl::ops {
 
-template <typename Team> inline float row_sum(const Team &team, const float *x, size_t cols) {
+template <typename Team> inline float row_sum(const Team &team, const float *x, size_t cols, Faults f) {
   Lanes l(team);
   Sum acc[4];
-  l.fold(cols, acc, [&](Sum &a, size_t i) { a.add(x[i]); });
+  if (has(f, fault::SUM_TAIL)) cols -= 1;
+  if (has(f, fault::SUM_HALF_ACC)) l.fold(cols, acc, [&](Sum &a, size_t i) { a.s = half_round(a.s + x[i]); });
+  else l.fold(cols, acc, [&](Sum &a, size_t i) { a.add(x[i]); });
   for (int u = 1; u < 4; ++u) acc[0].add(acc[u].value());
   float s = sycl::reduce_over_group(team, acc[0].s, sycl::plus<float>());
   float c = sycl::reduce_over_group(team, acc[0].c, sycl::plus<float>());
   return sycl::isfinite(s) ? s + c : s;
 }
 
-template <typename Team> inline float row_max(const Team &team, const float *x, size_t cols) {
+template <typename Team> inline float row_max(const Team &team, const float *x, size_t cols, Faults f) {
   Lanes l(team);
+  if (has(f, fault::MAX_TAIL)) cols -= 1;
   float m[4] = {-INF, -INF, -INF, -INF};
   l.fold(cols, m, [&](float &a, size_t i) { a = nan_max(a, x[i]); });
   float v = nan_max(nan_max(m[0], m[1]), nan_max(m[2], m[3]));
@@ -29,8 +32,9 @@ template <typename Team> inline float row_max(const Team &team, const float *x, 
 }
 
 // cols < 2^31 (the result is int32).
-template <typename Team> inline int32_t row_argmax(const Team &team, const float *x, size_t cols) {
+template <typename Team> inline int32_t row_argmax(const Team &team, const float *x, size_t cols, Faults f) {
   Lanes l(team);
+  if (has(f, fault::ARGMAX_TAIL)) cols -= 1;
   const uint32_t none = 0xffffffffu;
   float m = -INF;
   uint32_t at = none, first_nan = none;

@@ -3,6 +3,8 @@
 #pragma once
 #include <sycl/sycl.hpp>
 
+#include "faults.hpp"
+
 namespace kl::ops {
 
 // cos and sin of pos * inv_freq, inv_freq = f_hi + f_lo (the host computes
@@ -30,11 +32,14 @@ template <typename T> inline void rope_pair(T &x0, T &x1, T c, T s) {
 }
 
 // Frequency i of every head of one token: x_t = x[t, :, :], at position pos.
-inline void rope_token(float *x_t, size_t heads, size_t head_dim, size_t i, float pos, float f_hi, float f_lo) {
+// (f: test-only faults, faults.hpp: ROPE_PAIRS rotates 2i with 2i + 1.)
+inline void rope_token(float *x_t, size_t heads, size_t head_dim, size_t i, float pos, float f_hi, float f_lo,
+                       Faults f) {
   float c, s;
   rope_cos_sin(pos, f_hi, f_lo, c, s);
   const size_t half = head_dim / 2;
-  for (size_t h = 0; h < heads; ++h) rope_pair(x_t[h * head_dim + i], x_t[h * head_dim + i + half], c, s);
+  const size_t a = has(f, fault::ROPE_PAIRS) ? 2 * i : i, b = has(f, fault::ROPE_PAIRS) ? 2 * i + 1 : i + half;
+  for (size_t h = 0; h < heads; ++h) rope_pair(x_t[h * head_dim + a], x_t[h * head_dim + b], c, s);
 }
 
 } // namespace kl::ops

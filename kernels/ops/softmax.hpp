@@ -18,7 +18,7 @@ inline size_t softmax_visible(size_t cols, int causal, size_t pos0, size_t row) 
 // (x - max x) * (log2(e) / t), the exponent of 2.
 template <typename Team>
 inline void softmax_row(const Team &team, const float *x, float *y, size_t cols, size_t visible,
-                        float temperature) {
+                        float temperature, Faults f) {
   Lanes l(team);
   float m[4] = {-INF, -INF, -INF, -INF};
   // Which of several NaNs or a NaN vs a number wins does not matter: a NaN
@@ -27,10 +27,15 @@ inline void softmax_row(const Team &team, const float *x, float *y, size_t cols,
   const float xmax = sycl::reduce_over_group(team, sycl::fmax(sycl::fmax(m[0], m[1]), sycl::fmax(m[2], m[3])),
                                              sycl::maximum<float>());
   const float k = LOG2E / temperature; // exp((x - xmax) / t) = 2^((x - xmax) * k)
+  const float sub = has(f, fault::SOFTMAX_NO_MAX) ? 0.f : xmax;
+  const bool approx = has(f, fault::SOFTMAX_APPROX_EXP);
+  const size_t summed = has(f, fault::SOFTMAX_TAIL) ? visible - 1 : visible;
   float total = group_sum_of(team, l, visible, [&](size_t i) {
-    float e = exp2_flush((x[i] - xmax) * k);
+    const float w = (x[i] - sub) * k;
+    // without the max, 2^w overflows as a plain exp would (exp2_flush assumes w <= 0)
+    float e = sub != xmax ? sycl::exp2(w) : approx ? exp2_approx(w) : exp2_flush(w);
     y[i] = e;
-    return e;
+    return i < summed ? e : 0.f;
   });
   const float inv = 1.f / total;
   l.each(visible, [&](size_t i) { y[i] *= inv; });

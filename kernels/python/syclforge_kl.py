@@ -64,6 +64,7 @@ RUNTIME = {
     "kl_image": (ctypes.c_char_p, (_P,)),
     "kl_target": (ctypes.c_char_p, ()),
     "kl_toolchain": (ctypes.c_char_p, ()),
+    "kl_faults": (ctypes.c_char_p, ()),
     "kl_alloc": (_P, (_P, _S)),
     "kl_free": (None, (_P, _P)),
     "kl_to_device": (_I, (_P, _P, _P, _S)),
@@ -100,6 +101,15 @@ def load_library(lib=None):
             raise KLError("load", f"{path} does not exist (build it: .venv/bin/scons -Q target=cpu-x86)")
         _libs[path] = ctypes.CDLL(str(path))
     return _libs[path]
+
+
+def faults(lib=None):
+    """The test-only faults the library knows ({name: defect}), which a
+    process switches on with KL_FAULTS=name,... before it creates a runtime
+    (the mutation tests, tests/test_mutants.py)."""
+    fn = load_library(lib).kl_faults
+    fn.restype, fn.argtypes = ctypes.c_char_p, ()
+    return dict(line.split("\t", 1) for line in fn().decode().splitlines())
 
 
 def _f32(a, name, ndim=None):

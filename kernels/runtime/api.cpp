@@ -51,6 +51,9 @@ void check_eps(const char *op, float eps) {
   if (!(eps >= 0.f)) fail(op, "eps must be >= 0, got " + num(eps));
 }
 
+// The host side of the test-only faults (ops/faults.hpp): an argument passed on wrong.
+bool fault(Runtime &rt, ops::Faults bit) { return ops::has(rt.impl().faults, bit); }
+
 void rowwise(Runtime &rt, const char *op, const float *x, const void *out, size_t rows, size_t cols) {
   if (rows && !cols) fail(op, "cols must be >= 1 (rows = " + std::to_string(rows) + ", cols = 0)");
   tensor(rt, op, x, "x", product(op, {rows, cols}), "rows*cols");
@@ -94,6 +97,7 @@ void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t 
   tensor(rt, op, weight, "weight", n ? dim : 0, "dim");
   tensor(rt, op, y, "y", n, "rows*dim");
   check_eps(op, eps);
+  if (fault(rt, ops::fault::NORM_EPS)) eps /= 10;
   if (n) rt.impl().launch().rmsnorm(rt, x, weight, y, rows, dim, eps);
 }
 
@@ -106,6 +110,7 @@ void layernorm(Runtime &rt, const float *x, const float *weight, const float *bi
   tensor(rt, op, bias, "bias", n ? dim : 0, "dim");
   tensor(rt, op, y, "y", n, "rows*dim");
   check_eps(op, eps);
+  if (fault(rt, ops::fault::NORM_EPS)) eps /= 10;
   if (n) rt.impl().launch().layernorm(rt, x, weight, bias, y, rows, dim, eps);
 }
 
@@ -117,6 +122,7 @@ void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, bo
   tensor(rt, op, y, "y", n, "rows*cols");
   if (!(temperature > 0.f)) fail(op, "temperature must be > 0, got " + num(temperature));
   if (causal && pos0 > ~size_t(0) - rows) fail(op, "pos0 + rows overflows size_t");
+  if (causal && fault(rt, ops::fault::SOFTMAX_CAUSAL) && pos0 + rows < ~size_t(0)) pos0 += 1;
   if (n) rt.impl().launch().softmax(rt, x, y, rows, cols, causal ? 1 : 0, pos0, temperature);
 }
 
@@ -129,6 +135,8 @@ void rope(Runtime &rt, float *x, size_t tokens, size_t heads, size_t head_dim, s
   if (pos0 + tokens < pos0 || pos0 + tokens > (size_t(1) << 24))
     fail(op, "positions must stay below 2^24 (exact in fp32), pos0 + tokens = " + std::to_string(pos0 + tokens));
   if (!n) return;
+  if (fault(rt, ops::fault::ROPE_POS)) pos0 += 1;
+  if (fault(rt, ops::fault::ROPE_THETA)) theta = 10000.f;
   rt.impl().launch().rope(rt, x, rt.impl().rope_table(theta, head_dim), tokens, heads, head_dim, pos0);
 }
 
@@ -189,6 +197,8 @@ void attention(Runtime &rt, const float *q, const float *k_cache, const float *v
   tensor(rt, op, k_cache, "k_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
   tensor(rt, op, v_cache, "v_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
   tensor(rt, op, out, "out", n, "tokens*n_heads*head_dim");
+  if (fault(rt, ops::fault::ATTN_CAUSAL) && pos0 + tokens < max_seq) pos0 += 1; // never past the cache
+  if (fault(rt, ops::fault::ATTN_SCALE)) scale *= scale;
   if (n) rt.impl().launch().attention(rt, q, k_cache, v_cache, out, tokens, n_heads, n_kv_heads, head_dim, pos0, scale);
 }
 

@@ -17,7 +17,14 @@
 
 namespace kl {
 
+// The test-only faults that KL_FAULTS names (ops/faults.hpp); kl::Error on
+// an unknown name. faults.cpp.
+ops::Faults faults_from_env();
+
 struct Runtime::Impl {
+  // Test-only faults (ops/faults.hpp): 0 unless KL_FAULTS names some. Every
+  // kernel gets them as its last argument.
+  const ops::Faults faults = faults_from_env();
   sycl::queue q;
   std::string image;
   std::vector<Attempt> attempts;
@@ -79,7 +86,8 @@ struct Runtime::Impl {
   // on the OpenCL queue under the SYCL queue (an in-order queue, so it stays
   // ordered with SYCL's copies); that costs ~5 us a launch against ~14 us
   // through handler::set_arg + parallel_for. Sizes in SYCL order (slowest
-  // dimension first). Checks that the kernel takes nargs arguments.
+  // dimension first). Checks that the kernel takes nargs arguments; the
+  // fault mask goes last (device/free_kernels.cpp).
   struct Arg {
     const void *value;
     size_t size;
@@ -90,13 +98,13 @@ struct Runtime::Impl {
 
   template <int D, typename... Args>
   void launch(const char *name, sycl::range<D> global, sycl::range<D> local, const Args &...args) {
-    const Arg a[] = {Arg{&args, sizeof(Args), std::is_pointer_v<Args>}...};
+    const Arg a[] = {Arg{&args, sizeof(Args), std::is_pointer_v<Args>}..., Arg{&faults, sizeof faults, false}};
     size_t g[D], l[D];
     for (int d = 0; d < D; ++d) {
       g[d] = global[d];
       l[d] = local[d];
     }
-    enqueue(name, D, g, l, a, sizeof...(Args));
+    enqueue(name, D, g, l, a, sizeof...(Args) + 1);
   }
 
   static size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }

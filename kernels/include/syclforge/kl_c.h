@@ -33,6 +33,9 @@ const char *kl_image(kl_runtime *rt);       /* chosen image id */
 unsigned long long kl_launches(kl_runtime *rt); /* ops launched so far on rt (0 if rt is NULL) */
 const char *kl_target(void);                /* targets.yaml name */
 const char *kl_toolchain(void);
+/* The test-only faults a process may switch on with KL_FAULTS=name,... (the
+ * mutation tests): one "name<TAB>defect" line each. Never set in production. */
+const char *kl_faults(void);
 
 void *kl_alloc(kl_runtime *rt, size_t bytes);   /* device memory; NULL on failure */
 void kl_free(kl_runtime *rt, void *p);
