@@ -249,6 +249,7 @@ class Generation:
     text: str
     stop: str  # "eos", "length" (n tokens) or "context" (max_position_embeddings)
     logits: list[np.ndarray] = field(default_factory=list, repr=False)
+    hidden: list[np.ndarray] = field(default_factory=list, repr=False)  # final normed state per kept step
 
     def to_json(self) -> dict:
         return {"prompt": self.prompt, "prompt_tokens": self.prompt_tokens, "tokens": self.tokens,
@@ -320,6 +321,7 @@ class Model:
         if kv_cache is not None:
             kv_cache.length = pos0 + T
         x = rmsnorm(x, w["model.norm.weight"], c.rms_norm_eps)
+        self.last_hidden = x  # the logits' terms: their tolerance is scaled by |x| @ |lm_head|^T
         return x @ self.lm_head.T
 
     def generate(self, prompt: str, n: int, temperature: float = 0.0, top_k: int | None = None,
@@ -339,11 +341,13 @@ class Model:
         rng = np.random.default_rng(seed)
         cache = self.new_cache()
         logits = self.forward(prompt_tokens, 0, cache)[-1]
-        out, kept, stop = [], [], "length"
+        hidden = self.last_hidden[-1]
+        out, kept, kept_hidden, stop = [], [], [], "length"
         pos = len(prompt_tokens)
         for step in range(n):
             if keep_logits:
                 kept.append(logits.copy())
+                kept_hidden.append(hidden.copy())
             nxt = self._pick(logits, temperature, top_k, rng)
             out.append(nxt)
             if stop_at_eos and nxt == c.eos_token_id:
@@ -355,8 +359,9 @@ class Model:
                 stop = "context"
                 break
             logits = self.forward([nxt], pos, cache)[-1]
+            hidden = self.last_hidden[-1]
             pos += 1
-        return Generation(prompt, prompt_tokens, out, tok.decode(out), stop, kept)
+        return Generation(prompt, prompt_tokens, out, tok.decode(out), stop, kept, kept_hidden)
 
     @staticmethod
     def _pick(logits: np.ndarray, temperature: float, top_k: int | None, rng) -> int:

@@ -61,7 +61,7 @@ def test_greedy_tokens_and_logits_match_reference(built, model, tmp_path, image,
     logits = np.fromfile(dump, dtype=np.float32).reshape(-1, model.config.vocab_size)
     ref = np.array(want.logits)
     assert logits.shape == ref.shape
-    res = tolerance.compare("model_logits", logits, ref)
+    res = tolerance.compare("model_logits", logits, ref, hidden=np.array(want.hidden), lm_head=model.lm_head)
     assert res.ok, str(res)
 
 

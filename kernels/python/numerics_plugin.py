@@ -45,8 +45,9 @@ MODEL_DIR = "models/tiny-fortunes"
 
 def run_image(spec, image, npz_path, *, perturb, python, log):
     """The kernel cases in numerics_worker.py, then (if built) the model with
-    minillm; everything into npz_path. perturb: an op whose outputs the
-    worker scales by 1 + 2^-8 (the harness's own test)."""
+    minillm; everything into npz_path. perturb: ops (comma-separated; "model"
+    for the model's logits and tokens, "all" for every op and the model)
+    whose outputs get an error of 3x their threshold (the harness's own test)."""
     where = f"{spec['target']} {image}"
     files = spec["files"]
     log(f"numerics: {where}: kernels ({len(_cases.CASES)} cases, twice)")
@@ -66,7 +67,7 @@ def run_image(spec, image, npz_path, *, perturb, python, log):
     minillm = files.get("minillm")
     if minillm and Path(minillm).exists():
         log(f"numerics: {where}: model ({len(PROMPTS)} prompts x {MODEL_TOKENS} tokens, twice)")
-        _run_model(minillm, image, Path(npz_path), dev)
+        _run_model(minillm, image, Path(npz_path), dev, perturb=bool({"all", "model"} & set(perturb.split(","))))
     return dev
 
 
@@ -87,7 +88,18 @@ def _same_bits(a, b):
     return bool(np.array_equal(a.view(u), b.view(u)))
 
 
-def _run_model(minillm, image, npz_path, dev):
+def _perturb_model(prompt, tokens, logits):
+    """tokens and logits with an error of 3x their thresholds (tolerance.perturb)."""
+    model = _Model.get()
+    want = model.generate(prompt, MODEL_TOKENS, temperature=0, keep_logits=True)
+    logits = logits.reshape(-1, model.config.vocab_size).copy()
+    n = min(len(logits), len(want.logits))
+    logits[:n] = tolerance.perturb("model_logits", logits[:n], np.asarray(want.logits[:n]),
+                                   hidden=np.asarray(want.hidden[:n]), lm_head=model.lm_head)
+    return tolerance.perturb("model_tokens", tokens, np.asarray(want.tokens)), logits.reshape(-1)
+
+
+def _run_model(minillm, image, npz_path, dev, perturb=False):
     """minillm --dump-logits for each prompt, twice; outputs added to the npz."""
     model = TOP / MODEL_DIR
     arrays = dict(np.load(npz_path))
@@ -117,6 +129,8 @@ def _run_model(minillm, image, npz_path, dev):
         (t1, l1), (t2, l2) = runs
         if not _same_bits(t1, t2) or not _same_bits(l1, l2):
             dev["nondeterministic"].append(f"model[prompt{i}]")
+        if perturb:
+            t1, l1 = _perturb_model(prompt, t1, l1)
         arrays[f"model{i}_tokens"], arrays[f"model{i}_logits"] = t1, l1
     tmp = npz_path.with_name(npz_path.stem + ".tmp.npz")
     np.savez(tmp, **arrays)
@@ -197,6 +211,7 @@ class ModelCase:
 
     def reference(self):
         want = _Model.get().generate(self.prompt, MODEL_TOKENS, temperature=0, keep_logits=True)
+        self.hidden = np.asarray(want.hidden)   # the logits' scale (model_logits in tolerances.yaml)
         return np.asarray(want.tokens, np.int64), np.asarray(want.logits)
 
     def check(self, got, want, pairwise=False):
@@ -206,7 +221,9 @@ class ModelCase:
         diff = toks[:n] != ref_toks[:n]
         same = int(np.argmax(diff)) if diff.any() else n
         steps = min(same + 1, len(logits), len(ref_logits))
-        out.append(_check(tolerance.compare("model_logits", logits[:steps], ref_logits[:steps], pairwise=pairwise),
+        scale = {"hidden": self.hidden[:steps], "lm_head": _Model.get().lm_head}
+        out.append(_check(tolerance.compare("model_logits", logits[:steps], ref_logits[:steps], pairwise=pairwise,
+                                            **scale),
                           (logits[:steps], ref_logits[:steps])))
         return out
 

@@ -13,9 +13,13 @@ as two devices would not.
 Exit status: 0 when it ran (whatever the numbers), 3 when this machine cannot
 run the image (the runtime refused it: the JSON says why), 2 on bad usage.
 
---perturb OP scales every output of OP by (1 + 2^-8) (argmax: +1) after it
-is computed, identically in both runs: the harness's own test that a
-violated tolerance is caught and named (tests/test_numerics.py).
+--perturb OPS (comma-separated op names, or "all") replaces every output of
+those ops, after both runs, by the reference plus 3 times the op's own
+threshold (tolerance.perturb): the harness's own test that a violation of
+each op's tolerance is caught and named (tests/test_numerics.py).
+
+Outputs are poisoned (NaN) before each op runs, so an element an op fails
+to write reads as NaN, not as whatever the allocator left there.
 """
 import argparse
 import json
@@ -26,6 +30,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cases  # noqa: E402
+import tolerance  # noqa: E402
 from syclforge_kl import KLError, Runtime  # noqa: E402
 
 
@@ -35,31 +40,23 @@ def bits(a):
     return a.view(np.uint8) if a.dtype.itemsize == 1 else a.view(f"u{a.dtype.itemsize}")
 
 
-def perturbed(out):
-    out = np.array(out, copy=True)
-    if out.size:
-        if out.dtype.kind in "iu":
-            out += 1
-        else:
-            out *= np.float32(1.0 + 2.0 ** -8)
-    return out
-
-
 def main(argv=None):
     ap = argparse.ArgumentParser(prog="numerics_worker", description=__doc__.splitlines()[0])
     ap.add_argument("--lib", required=True)
     ap.add_argument("--image", required=True)
     ap.add_argument("--out", required=True)
-    ap.add_argument("--perturb", default="", help="an op whose outputs to perturb (harness test)")
+    ap.add_argument("--perturb", default="", help="ops (comma-separated, or 'all') whose outputs to perturb "
+                                                  "(harness test)")
     a = ap.parse_args(argv)
     try:
-        rt = Runtime(a.image, lib=a.lib)
+        rt = Runtime(a.image, lib=a.lib, poison=True)
     except KLError as e:
         print(json.dumps({"unreachable": str(e)}))
         return 3
     meta = {"target": rt.target, "toolchain": rt.toolchain, "device": rt.device_name, "image": rt.image,
             "digests": {}, "keys": {}, "nondeterministic": [], "errors": {}}
     outputs = {}
+    perturb = set(a.perturb.split(",")) - {""}
     for i, case in enumerate(cases.CASES):
         inputs = case.inputs()
         meta["digests"][case.id] = cases.digest(inputs)
@@ -71,8 +68,8 @@ def main(argv=None):
             continue
         if first.shape != second.shape or not np.array_equal(bits(first), bits(second)):
             meta["nondeterministic"].append(case.id)
-        if case.op == a.perturb:
-            first = perturbed(first)
+        if case.op in perturb or "all" in perturb:
+            first = tolerance.perturb(case.op, first, cases.reference(case, inputs), **inputs)
         # npz member names are file names: index them, map ids in the JSON.
         meta["keys"][case.id] = f"k{i:03d}"
         outputs[f"k{i:03d}"] = first

@@ -198,7 +198,11 @@ def variables(op, ref, inputs):
         x = _f64(g["x"])
         rows, cols = x.shape
         sizes.update(rows=rows, cols=cols)
-        z = _finite0(x) / float(np.float32(g.get("temperature", 1.0)))
+        t = float(np.float32(g.get("temperature", 1.0)))
+        z = _finite0(x) / t
+        # x / t is exact when t is a power of two (1 included): only then
+        # can the exponent carry no rounding error of |z| and |m|.
+        sizes["t_inexact"] = 0.0 if t > 0 and math.frexp(t)[0] == 0.5 else 1.0
         if g.get("causal"):
             seen = np.arange(cols)[None, :] <= (int(g.get("pos0", 0)) + np.arange(rows))[:, None]
         else:
@@ -251,6 +255,14 @@ def variables(op, ref, inputs):
         ref_f = _finite0(ref)
         sizes.update(steps=ref_f.shape[0] if ref_f.ndim else 1, vocab=ref_f.shape[-1] if ref_f.ndim else 1)
         arrays["row_max_abs"] = np.abs(ref_f).max(axis=-1, keepdims=True) if ref_f.size else ref_f
+        # lm_abs[s, v] = sum_k |hidden_sk| |lm_head_vk|: the terms of each
+        # logit, the product of the final normed hidden state and the LM head
+        # (the reference's own, `hidden` and `lm_head` inputs)
+        if "hidden" in g and "lm_head" in g:
+            arrays["lm_abs"] = _dot_abs(np.reshape(g["hidden"], (-1, np.shape(g["lm_head"])[1])), g["lm_head"])
+            arrays["lm_abs"] = arrays["lm_abs"].reshape(ref_f.shape)
+        for name in ("hidden", "lm_head"):
+            arrays.pop(name, None)
     elif op in ("sum", "max", "argmax"):
         x = _f64(g["x"])
         sizes.update(rows=x.shape[0], cols=x.shape[1])
@@ -336,6 +348,41 @@ def compare(op, got, ref, path=None, pairwise=False, **inputs):
     ok = value <= threshold and nonfinite_bad == 0
     why = s.why + (f" Pairwise: {d['pairwise_why']}" if pairwise else "")
     return Result(op, s.metric, value, threshold, ok, why, n, nonfinite_bad, worst)
+
+
+def perturb(op, got, ref, factor=3.0, path=None, **inputs):
+    """got with an error of `factor` times op's own threshold injected (the
+    numerics harness's test that every op's violations are caught and named,
+    SYCLFORGE_NUMERICS_PERTURB): every finite element is replaced by
+    ref + factor * threshold * (its scale), rounded to got's dtype, so the
+    error comes out at factor times the threshold, give or take the rounding
+    (ulp: 1.5 ulp of ref rounds to 1-2 ulp, 2-4x the 0.5-ulp threshold). An
+    exact op (threshold 0) gets one element changed: the smallest violation."""
+    s = spec(op, path)
+    d = load(path)["__defaults__"]
+    got_a = np.array(got, copy=True)
+    if not got_a.size:
+        return got_a
+    if s.metric == "exact":
+        flat = got_a.reshape(-1)
+        if flat.dtype.kind in "iu":
+            flat[-1] += 1
+        else:
+            at = int(np.argmax(np.isfinite(flat)))
+            flat[at] = np.nextafter(flat[at], np.inf)
+        return got_a
+    r = _f64(ref)
+    sizes, arrays = variables(op, r, inputs)
+    thr = float(evaluate(s.threshold, sizes))
+    if s.metric == "ulp":
+        delta = factor * thr * ulp32(r)
+    else:
+        sc = np.broadcast_to(_f64(evaluate(s.scale, {**sizes, **arrays})), r.shape)
+        delta = factor * thr * d["eps"] * np.maximum(np.abs(sc), d["tiny"])
+    with np.errstate(over="ignore", invalid="ignore"):
+        new = (r + delta).astype(got_a.dtype)
+    ok = np.isfinite(r) & np.isfinite(_f64(got_a)) & np.isfinite(new)
+    return np.where(ok, new, got_a)
 
 
 def table(path=None):

@@ -34,6 +34,42 @@ std::string read_file(const std::string &path) {
   return s.str();
 }
 
+// ---- test-only model faults -------------------------------------------------
+// MINILLM_FAULTS=name,... switches on realistic model defects for the
+// mutation tests (tests/test_mutants.py), which prove that the float64
+// reference comparison catches each; an unknown name is an error. (A wrong
+// grouped-query mapping is the library's KL_FAULTS=attention.kv_interleaved.)
+struct ModelFaults {
+  bool eps = false;   // rms_norm_eps: 1e-6 (a loader's default) instead of config.json's
+  bool theta = false; // rope_theta: 500000 (Llama 3's) instead of config.json's
+  bool fp16 = false;  // fp16_weights: every weight rounded to fp16 at load
+};
+
+ModelFaults model_faults() {
+  ModelFaults f;
+  const char *env = std::getenv("MINILLM_FAULTS");
+  std::string names = env ? env : "";
+  for (size_t at = 0; at <= names.size();) {
+    size_t end = names.find(',', at);
+    if (end == std::string::npos) end = names.size();
+    std::string n = names.substr(at, end - at);
+    at = end + 1;
+    if (n.empty()) continue;
+    if (n == "rms_norm_eps") f.eps = true;
+    else if (n == "rope_theta") f.theta = true;
+    else if (n == "fp16_weights") f.fp16 = true;
+    else throw Fail("MINILLM_FAULTS: unknown fault '" + n + "' (known: rms_norm_eps, rope_theta, fp16_weights)");
+  }
+  return f;
+}
+
+// v rounded to fp16's 11 significant bits (Veltkamp's split; weights lie
+// well inside fp16's range).
+float fp16_round(float v) {
+  const float c = v * 8193.f;
+  return c - (c - v);
+}
+
 // ---- the model's description ---------------------------------------------
 
 struct Config {
@@ -187,6 +223,13 @@ Weights load_weights(const std::string &dir, const Config &c) {
     host.resize(count * 4);
     f.seekg(static_cast<std::streamoff>(data0 + begin));
     if (!f.read(host.data(), static_cast<std::streamsize>(count * 4))) throw bad("cannot read " + name);
+    if (model_faults().fp16)
+      for (size_t i = 0; i < count; ++i) {
+        float v;
+        std::memcpy(&v, host.data() + 4 * i, 4);
+        v = fp16_round(v);
+        std::memcpy(host.data() + 4 * i, &v, 4);
+      }
     check(kl_to_device(g_rt, dst, host.data(), count * 4), "upload");
     w.bytes += count * 4;
   };
@@ -436,6 +479,9 @@ int main(int argc, char **argv) {
     if (top_k < 0) throw Fail("--top-k must be >= 0");
 
     Config cfg = load_config(model);
+    const ModelFaults faults = model_faults();
+    if (faults.eps) cfg.eps = 1e-6;
+    if (faults.theta) cfg.theta = 500000.0;
     Tokenizer tok = load_tokenizer(model, cfg);
     std::vector<int32_t> ids = tok.encode(prompt);
     if (static_cast<int64_t>(ids.size() + n) > cfg.max_seq)

@@ -335,7 +335,9 @@ def describe(r):
         o = r["other"]
         where += f" vs {o['target']}/{o['toolchain']}/{o['image']} ({o['runner']})"
     detail = f"; worst: {r['worst']}" if r.get("worst") else ""
-    return (f"{r['case']} [{r['kind']}] {where}: {r['metric']} = {r['value']} > threshold "
+    # the op, where the case's name does not already start with it (a case may cover several)
+    op = "" if r["case"].startswith(r["op"] + "[") else f" {r['op']}"
+    return (f"{r['case']} [{r['kind']}]{op} {where}: {r['metric']} = {r['value']} > threshold "
             f"{r['threshold']}{detail}")
 
 
