@@ -5,7 +5,7 @@
 # syclforge itself (editable).
 # Safe to run again: it only adds what is missing.
 #
-#   ./install.sh [--containers] [--acpp [ARCHIVE]] [--acpp-cuda [ARCHIVE]]
+#   ./install.sh [--containers] [--acpp [ARCHIVE]] [--acpp-cuda [ARCHIVE]] [--hf]
 #
 # --containers  also a container engine and mmdebstrap, for `scons docker=1`
 #               and tests/test_containers.py (README.md, "Containers"), and
@@ -32,11 +32,17 @@
 #               then AdaptiveCpp against it into .../toolchains/acpp-<key>/
 #               (its own key). Without CUDA 13's fatbinary, or when a step
 #               fails, install.sh says why and still exits 0, as for --acpp.
+# --hf          also PyTorch (the CPU build) and Hugging Face transformers, at
+#               the versions pinned in requirements-reference.txt, for
+#               tests/test_hf_reference.py: the model against transformers'
+#               LlamaForCausalLM (README.md, "Run the tests"). About 1 min
+#               and 1 GB in .venv/. Unlike AdaptiveCpp not optional once
+#               asked for: a failure stops install.sh (exit 1).
 set -euo pipefail
 cd "$(dirname "$0")"
 
-usage() { echo "usage: ./install.sh [--containers] [--acpp [ARCHIVE]] [--acpp-cuda [ARCHIVE]]" >&2; }
-containers=0 acpp=0 acpp_cuda=0 acpp_archive=
+usage() { echo "usage: ./install.sh [--containers] [--acpp [ARCHIVE]] [--acpp-cuda [ARCHIVE]] [--hf]" >&2; }
+containers=0 acpp=0 acpp_cuda=0 acpp_archive= hf=0
 archive_arg() {  # $1: the option, $2: its ARCHIVE; --acpp and --acpp-cuda build from one archive
   if [ -n "$acpp_archive" ] && [ "$acpp_archive" != "$2" ]; then
     echo "install.sh: error: $1 $2: --acpp and --acpp-cuda build from one archive (already $acpp_archive)" >&2
@@ -47,6 +53,7 @@ archive_arg() {  # $1: the option, $2: its ARCHIVE; --acpp and --acpp-cuda build
 while [ $# -gt 0 ]; do
   case "$1" in
     --containers) containers=1 ;;
+    --hf) hf=1 ;;
     --acpp|--acpp-cuda)
       if [ "$1" = --acpp ]; then acpp=1; else acpp_cuda=1; fi
       if [ $# -gt 1 ] && [ "${2#-}" = "$2" ]; then archive_arg "$1" "$2"; shift; fi ;;
@@ -132,6 +139,15 @@ echo "install.sh: installing Python packages from requirements.txt"
 # other projects' SConstructs import (README.md, "Use syclforge in your project").
 echo "install.sh: installing syclforge (pip install -e .)"
 .venv/bin/python -m pip install -q --disable-pip-version-check --no-deps -e .
+if [ "$hf" = 1 ]; then
+  # torch is pinned to its CPU wheel, exactly: anything looser is the CUDA
+  # build (requirements-reference.txt says why and where the wheel comes from)
+  echo "install.sh: installing PyTorch (CPU) and transformers from requirements-reference.txt"
+  .venv/bin/python -m pip install -q --disable-pip-version-check -r requirements-reference.txt || {
+    echo "install.sh: error: pip could not install requirements-reference.txt (see its header for where torch==2.13.0+cpu comes from)" >&2
+    exit 1
+  }
+fi
 
 # Builds AdaptiveCpp from $acpp_archive into $dest. Runs in a subshell: all
 # of it goes into a temporary sibling of $dest (".acpp-*", which the
