@@ -46,14 +46,19 @@ def test_pairwise_threshold_is_the_declared_factor_times_the_reference_one():
     assert "Pairwise:" in two.why and "triangle inequality" in two.why
 
 
-def test_model_logits_tolerance_catches_a_wrong_logit():
+def test_model_logits_tolerance_catches_a_wrong_logit_and_a_uniform_relative_error():
     rng = np.random.default_rng(1)
-    ref = rng.standard_normal((4, 258)) * 5
-    assert tolerance.compare("model_logits", (ref * (1 + 1e-6)).astype(np.float32), ref).ok
+    hidden, lm_head = rng.standard_normal((4, 32)), rng.standard_normal((258, 32)) * 0.1
+    ref = hidden @ lm_head.T
+    scale = {"hidden": hidden, "lm_head": lm_head}
+    assert tolerance.compare("model_logits", (ref * (1 + 1e-6)).astype(np.float32), ref, **scale).ok
     bad = ref.astype(np.float32)
     bad[2, 17] += 0.05 * np.abs(ref[2]).max()
-    res = tolerance.compare("model_logits", bad, ref)
+    res = tolerance.compare("model_logits", bad, ref, **scale)
     assert not res.ok and res.worst["index"] == (2, 17)
+    # every logit 1e-4 off, relatively: the largest logit's 8192 eps (1e-3) let it through
+    res = tolerance.compare("model_logits", (ref * (1 + 1e-4)).astype(np.float32), ref, **scale)
+    assert not res.ok, str(res)
 
 
 def test_column_labels_are_the_image_plus_what_differs():
@@ -414,6 +419,26 @@ def test_a_perturbed_result_is_caught_and_named(two_runs):
                    for v in bad["violations"]), case.id
     assert any("[pairwise]" in v and "sse4.2" in v and "spirv" in v for v in bad["violations"])
     assert all(r["bits_differ"] > 0 for r in failed if r["kind"] == "pairwise")
+
+
+def test_every_op_and_the_model_perturbed_by_3x_its_threshold_is_caught_and_named(scons_numerics, tmp_path):
+    """SYCLFORGE_NUMERICS_PERTURB=all: every op's outputs and the model's
+    logits and tokens carry an error of 3x their own threshold (exact ops: one
+    element changed); every one of their reference rows fails, by 2-4x."""
+    spec = _spec(["spirv"])
+    spec[0]["files"]["minillm"] = str(REPO / "build" / "cpu-x86" / "bin" / "minillm")
+    rep = numerics.run_local(REPO, spec, tmp_path / "p", plugin=PLUGIN, perturb="all", log=lambda m: None)
+    assert rep["summary"]["devices_ran"] == 1
+    for op in set(cases.ops()) | MODEL_OPS:
+        rows = [r for r in rep["comparisons"] if r["op"] == op and r["kind"] == "reference"]
+        assert rows and not any(r["pass"] for r in rows), (op, [r for r in rows if r["pass"]][:1])
+        for r in rows:
+            value, threshold = float(r["value"]), float(r["threshold"])
+            if threshold:
+                assert 2 <= value / threshold <= 4, (op, r["case"], value / threshold)
+            else:
+                assert value >= 1, (op, r["case"], value)
+        assert any(v.startswith(op + "[") or f"] {op} " in v for v in rep["violations"]), op
 
 
 def test_merge_compares_devices_of_different_machines(two_runs, tmp_path):

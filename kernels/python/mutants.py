@@ -22,6 +22,7 @@ fault the library lists has a mutant here.
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -74,12 +75,21 @@ class Mutant:
     model: bool = False
 
 
-def mutants(lib=LIB):
-    """Every mutant: the library's faults (kl_faults()), then the model's."""
-    sys.path.insert(0, str(HERE))
-    import syclforge_kl
+FAULTS_HPP = TOP / "kernels" / "ops" / "faults.hpp"
+
+
+def source_faults():
+    """{name: defect} as kernels/ops/faults.hpp lists them (what a build's
+    kl_faults() returns; tests/test_mutants.py checks that it does), so the
+    suite is known before anything is built."""
+    text = FAULTS_HPP.read_text()
+    return dict(re.findall(r'^\s*X\(\w+, "([\w.]+)", "((?:[^"\\]|\\.)*)"\)', text, re.M))
+
+
+def mutants():
+    """Every mutant: the library's faults, then the model's."""
     out = []
-    for name, what in syclforge_kl.faults(lib).items():
+    for name, what in source_faults().items():
         group = name.split(".", 1)[0]
         if group not in FAULT_OPS:
             raise SystemExit(f"mutants.py: the library's fault {name!r} has no entry in FAULT_OPS: add which ops "
@@ -174,11 +184,22 @@ def table(results, image):
     return "\n".join(lines)
 
 
+def markdown(results):
+    """The README's table (README.md, "Mutation testing")."""
+    out = ["| mutant | the defect | op tests failed | report rows failed | worst error / threshold |",
+           "|---|---|---|---|---|"]
+    for r in results:
+        out.append(f"| `{r['mutant']}` | {r['what']} | {r['tests_failed']} of "
+                   f"{r['tests_failed'] + r['tests_passed']} | {r['rows_failed']} | {_ratio(r['worst_ratio'])} |")
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", nargs="*", default=None, help="mutant names to run (default: all)")
     ap.add_argument("--json", help="write the results here as JSON")
     ap.add_argument("--jobs", type=int, default=2, help="mutants run at once (default 2)")
+    ap.add_argument("--markdown", action="store_true", help="print the README's table instead")
     a = ap.parse_args(argv)
     if not LIB.exists() or not MINILLM.exists():
         print(f"mutants.py: build first: .venv/bin/scons target=cpu-x86 ({LIB} / {MINILLM} missing)",
@@ -189,7 +210,7 @@ def main(argv=None):
     print(f"mutants.py: {len(todo)} mutants on image {image}, {a.jobs} at a time", file=sys.stderr, flush=True)
     with ThreadPoolExecutor(a.jobs) as pool:
         results = list(pool.map(lambda m: check(m, image), todo))
-    print(table(results, image))
+    print(markdown(results) if a.markdown else table(results, image))
     if a.json:
         Path(a.json).write_text(json.dumps({"image": image, "results": results}, indent=1))
     escaped = [r["mutant"] for r in results if not r["caught"]]
