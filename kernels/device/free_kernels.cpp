@@ -38,16 +38,20 @@ KL_KERNEL(1) kl_saxpy(float a, const float *x, float *y, ul n, ops::Faults f) {
   ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::saxpy(a, x[i], y[i]); });
 }
 KL_KERNEL(1) kl_silu(const float *x, float *y, ul n, ops::Faults f) {
-  ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::silu(x[i], f); });
+  if (ops::faulty_silu(f)) ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::silu<float, true>(x[i]); });
+  else ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::silu(x[i]); });
 }
 KL_KERNEL(1) kl_gelu_tanh(const float *x, float *y, ul n, ops::Faults f) {
-  ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::gelu_tanh(x[i], f); });
+  if (ops::faulty_gelu_tanh(f)) ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::gelu_tanh<float, true>(x[i]); });
+  else ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::gelu_tanh(x[i]); });
 }
 KL_KERNEL(1) kl_gelu_erf(const float *x, float *y, ul n, ops::Faults f) {
-  ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::gelu_erf(x[i], f); });
+  if (ops::faulty_gelu_erf(f)) ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::gelu_erf<float, true>(x[i]); });
+  else ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::gelu_erf(x[i]); });
 }
 KL_KERNEL(1) kl_swiglu(const float *gate, const float *up, float *y, ul n, ops::Faults f) {
-  ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::swiglu(gate[i], up[i], f); });
+  if (ops::faulty_silu(f)) ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::swiglu<float, true>(gate[i], up[i]); });
+  else ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::swiglu(gate[i], up[i]); });
 }
 KL_KERNEL(1) kl_add(const float *a, const float *b, float *y, ul n, ops::Faults f) {
   ops::each_in_block(item<1>(), n, f, [&](size_t i) { y[i] = ops::add(a[i], b[i]); });

@@ -18,6 +18,7 @@ template <int D>
 inline void attention_row(const sycl::nd_item<D> &it, const float *q, const float *k, const float *v, float *out,
                           size_t n_pos, size_t head_dim, size_t stride, float scale, float *s, Faults f) {
   const bool no_max = has(f, fault::ATTN_NO_MAX), approx = has(f, fault::ATTN_APPROX_EXP);
+  const int mode = approx ? 1 : no_max ? 2 : 0; // the weights' 2^w, picked once (faults.hpp, with_mode)
   constexpr int PB = 8; // positions whose dot products a work-item builds at once
   Lanes l(it);
   auto g = it.get_group();
@@ -52,9 +53,16 @@ inline void attention_row(const sycl::nd_item<D> &it, const float *q, const floa
     if (no_max) m_new = 0.f; // the fault: plain exp, which overflows for large scores
     const float corr = no_max ? 1.f : approx ? exp_approx(m - m_new) : sycl::exp(m - m_new); // 0 on the first chunk
     float sum = 0.f;
-    l.each(cn, [&](size_t p) {
-      const float w = (s[p] - m_new) * LOG2E;
-      sum += (s[p] = no_max ? sycl::exp2(w) : approx ? exp2_approx(w) : exp2_flush(w));
+    with_mode(mode, [&](auto md) {
+      constexpr int M = decltype(md)::value;
+      l.each(cn, [&](size_t p) {
+        const float w = (s[p] - m_new) * LOG2E;
+        float e;
+        if constexpr (M == 1) e = exp2_approx(w);
+        else if constexpr (M == 2) e = sycl::exp2(w);
+        else e = exp2_flush(w);
+        sum += (s[p] = e);
+      });
     });
     denom = denom * corr + sycl::reduce_over_group(g, sum, sycl::plus<float>());
     m = m_new;

@@ -27,15 +27,24 @@ inline void softmax_row(const Team &team, const float *x, float *y, size_t cols,
   const float xmax = sycl::reduce_over_group(team, sycl::fmax(sycl::fmax(m[0], m[1]), sycl::fmax(m[2], m[3])),
                                              sycl::maximum<float>());
   const float k = LOG2E / temperature; // exp((x - xmax) / t) = 2^((x - xmax) * k)
-  const float sub = has(f, fault::SOFTMAX_NO_MAX) ? 0.f : xmax;
-  const bool approx = has(f, fault::SOFTMAX_APPROX_EXP);
-  const size_t summed = has(f, fault::SOFTMAX_TAIL) ? visible - 1 : visible;
-  float total = group_sum_of(team, l, visible, [&](size_t i) {
-    const float w = (x[i] - sub) * k;
-    // without the max, 2^w overflows as a plain exp would (exp2_flush assumes w <= 0)
-    float e = sub != xmax ? sycl::exp2(w) : approx ? exp2_approx(w) : exp2_flush(w);
-    y[i] = e;
-    return i < summed ? e : 0.f;
+  // the faults: 1 a cheaper exp, 2 no max subtracted (a plain 2^w, which
+  // overflows: exp2_flush assumes w <= 0), 3 the last column left out of the sum
+  const int mode = has(f, fault::SOFTMAX_APPROX_EXP) ? 1 : has(f, fault::SOFTMAX_NO_MAX) ? 2
+                   : has(f, fault::SOFTMAX_TAIL)     ? 3 : 0;
+  float total = 0.f;
+  with_mode(mode, [&](auto m) {
+    constexpr int M = decltype(m)::value;
+    const float sub = M == 2 ? 0.f : xmax;
+    total = group_sum_of(team, l, visible, [&](size_t i) {
+      const float w = (x[i] - sub) * k;
+      float e;
+      if constexpr (M == 1) e = exp2_approx(w);
+      else if constexpr (M == 2) e = sycl::exp2(w);
+      else e = exp2_flush(w);
+      y[i] = e;
+      if constexpr (M == 3) return i + 1 < visible ? e : 0.f;
+      else return e;
+    });
   });
   const float inv = 1.f / total;
   l.each(visible, [&](size_t i) { y[i] *= inv; });

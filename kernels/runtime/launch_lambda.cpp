@@ -39,19 +39,32 @@ void saxpy(Runtime &rt, float a, const float *x, float *y, size_t n) {
 }
 void silu(Runtime &rt, const float *x, float *y, size_t n) {
   const ops::Faults f = rt.impl().faults;
-  queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::silu(x[i], f); });
+  if (ops::faulty_silu(f))
+    queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::silu<float, true>(x[i]); });
+  else
+    queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::silu(x[i]); });
 }
 void gelu_tanh(Runtime &rt, const float *x, float *y, size_t n) {
   const ops::Faults f = rt.impl().faults;
-  queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::gelu_tanh(x[i], f); });
+  if (ops::faulty_gelu_tanh(f))
+    queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::gelu_tanh<float, true>(x[i]); });
+  else
+    queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::gelu_tanh(x[i]); });
 }
 void gelu_erf(Runtime &rt, const float *x, float *y, size_t n) {
   const ops::Faults f = rt.impl().faults;
-  queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::gelu_erf(x[i], f); });
+  if (ops::faulty_gelu_erf(f))
+    queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::gelu_erf<float, true>(x[i]); });
+  else
+    queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::gelu_erf(x[i]); });
 }
 void swiglu(Runtime &rt, const float *gate, const float *up_, float *y, size_t n) {
   const ops::Faults f = rt.impl().faults;
-  queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::swiglu(gate[i], up_[i], f); });
+  if (ops::faulty_silu(f))
+    queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)),
+                              [=](sycl::id<1> i) { y[i] = ops::swiglu<float, true>(gate[i], up_[i]); });
+  else
+    queue_of(rt).parallel_for(sycl::range<1>(elems(n, f)), [=](sycl::id<1> i) { y[i] = ops::swiglu(gate[i], up_[i]); });
 }
 void add(Runtime &rt, const float *a, const float *b, float *y, size_t n) {
   const ops::Faults f = rt.impl().faults;
