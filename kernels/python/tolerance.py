@@ -258,9 +258,11 @@ def variables(op, ref, inputs):
         # lm_abs[s, v] = sum_k |hidden_sk| |lm_head_vk|: the terms of each
         # logit, the product of the final normed hidden state and the LM head
         # (the reference's own, `hidden` and `lm_head` inputs)
-        if "hidden" in g and "lm_head" in g:
-            arrays["lm_abs"] = _dot_abs(np.reshape(g["hidden"], (-1, np.shape(g["lm_head"])[1])), g["lm_head"])
-            arrays["lm_abs"] = arrays["lm_abs"].reshape(ref_f.shape)
+        if "hidden" not in g or "lm_head" not in g:
+            raise ValueError("model_logits is scaled by the reference's final hidden state and LM head: pass "
+                             "hidden= (models/reference.py's Generation.hidden) and lm_head= (Model.lm_head)")
+        arrays["lm_abs"] = _dot_abs(np.reshape(g["hidden"], (-1, np.shape(g["lm_head"])[1])), g["lm_head"])
+        arrays["lm_abs"] = arrays["lm_abs"].reshape(ref_f.shape)
         for name in ("hidden", "lm_head"):
             arrays.pop(name, None)
     elif op in ("sum", "max", "argmax"):
