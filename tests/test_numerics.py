@@ -223,9 +223,9 @@ def test_fake_plugin_a_result_off_the_reference_is_named_and_perturb_reaches_one
         ("sq[2]", "pairwise", "b", "a"), ("sq[2]", "pairwise", "c", "a")], key=str)   # b and c agree on sq[2]
     (pw,) = [r for r in _rows(rep, case="sq[3]", kind="pairwise", image="c") if r["other"]["image"] == "a"]
     assert (pw["value"], pw["threshold"], pw["bits_differ"]) == (0.25, 0.2, 3)
-    assert ("sq[3] [reference] fake-t/fake-tc/c on Fake CPU (r1): abs = 0.25 > threshold 0.1; "
+    assert ("sq[3] [reference] square fake-t/fake-tc/c on Fake CPU (r1): abs = 0.25 > threshold 0.1; "
             "worst: got=[1.25, 4.25, 9.25]") in rep["violations"]
-    assert ("sq[3] [pairwise] fake-t/fake-tc/c on Fake CPU (r1) vs fake-t/fake-tc/a (r1): abs = 0.25 > "
+    assert ("sq[3] [pairwise] square fake-t/fake-tc/c on Fake CPU (r1) vs fake-t/fake-tc/a (r1): abs = 0.25 > "
             "threshold 0.2; worst: got=[1.25, 4.25, 9.25]") in rep["violations"]
     assert rep["summary"]["violations"] == len(rep["violations"]) == 7
     assert "7 VIOLATION(S)" in (tmp_path / "out" / "table.txt").read_text()
@@ -236,7 +236,7 @@ def test_fake_plugin_a_nondeterministic_device_fails_determinism_only(fake, tmp_
     failed = {(r["case"], r["kind"], r["image"], r["metric"]) for r in rep["comparisons"] if not r["pass"]}
     assert failed == {("sq[3]", "determinism", "flaky", "bits_differ"),
                       ("sq[2]", "determinism", "flaky", "bits_differ")}
-    assert ("sq[3] [determinism] fake-t/fake-tc/flaky on Fake CPU (r1): bits_differ = 1.0 > threshold 0.0"
+    assert ("sq[3] [determinism] square fake-t/fake-tc/flaky on Fake CPU (r1): bits_differ = 1.0 > threshold 0.0"
             in rep["violations"])
     _, _, cells = numerics.matrix(rep)
     assert cells[("square", "flaky")] == float("inf") and cells[("square", "a")] == 0
@@ -291,8 +291,8 @@ def test_fake_plugin_merge_loads_the_plugin_the_report_records(tmp_path):
         proc = subprocess.run([sys.executable, "-m", "syclforge.numerics", "merge", *map(str, args)], cwd=cwd,
                               env=dict(os.environ, **env), capture_output=True, text=True, timeout=300)
         assert proc.returncode == 1, proc.stderr
-        assert "VIOLATION sq[3] [reference] fake-t/fake-tc/a on Fake CPU (two)" in proc.stdout
-        assert "VIOLATION sq[3] [reference] fake-t/fake-tc/e on Fake CPU (one): error = inf > threshold 0.0; " \
+        assert "VIOLATION sq[3] [reference] square fake-t/fake-tc/a on Fake CPU (two)" in proc.stdout
+        assert "VIOLATION sq[3] [reference] square fake-t/fake-tc/e on Fake CPU (one): error = inf > threshold 0.0; " \
                "worst: out of device memory" in proc.stdout
     # an explicit plugin wins, and a missing one is named
     proc = subprocess.run([sys.executable, "-m", "syclforge.numerics", "merge", "m1", "--out", "cli3",
