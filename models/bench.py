@@ -38,8 +38,11 @@ unfair wall-clock figure (the bench before issue #19's fix) too.
 
 Where decode's time goes (ours): minillm's launches per token (its JSON), the
 time per launch (kl_add of 16 floats back to back in a C loop) and the
-kernels' work per token (minillm's decode step replayed op by op at the
-model's shapes, each op's time less the launch floor), as shares of a token.
+kernels' work per token (minillm's decode step replayed at the model's
+shapes, ops back to back as minillm runs them, less its launches; which ops
+it goes to from the same step op by op), as shares of a token.
+The replay runs in a process of its own after every timed repetition
+(interleaved, as the two sides are; medians), never beside llama.cpp.
 
 Memory: minillm's peak RSS (VmHWM, which it reports in its JSON), against the
 weights (parameters x 4 bytes) plus its KV cache (2 x layers x ctx x kv_heads x
@@ -97,6 +100,7 @@ MINILLM = REPO / "build" / "cpu-x86" / "bin" / "minillm"
 OUT_DIR = REPO / "build" / "bench"
 RUNS = 5                 # timed repetitions per side and size (after one warm-up)
 OVERHEAD_REPS = 15       # Python-loop overhead measurements after each llama.cpp run
+REPLAY_STEPS = 10        # decode steps replayed op by op after each timed repetition
 DECODE_TARGET = 1.0      # ours / llama.cpp decode tok/s, at least
 PREFILL_TARGET = 1.0     # ours / llama.cpp prefill time, at most
 MEMORY_TARGET = 1.5      # peak RSS / (weights + KV cache)
@@ -362,14 +366,18 @@ def ratio(a, b):
     return a / b if a is not None and b else None
 
 
-def bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, prompt, n, baseline_rss, threads=None):
+def bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, prompt, n, baseline_rss, threads=None,
+               profile=None):
+    """profile: None, or a function that returns a --decode-profile result
+    for this model (profile_decode), run after each timed repetition, so that
+    where the time goes is measured interleaved with the runs it explains."""
     log(f"{label}: {model_dir}")
     theirs = None
     if llama_cpp is not None:
         log(f"  loading {gguf_path.name} into llama.cpp ({threads} threads) ...")
         theirs = LlamaCpp(llama_cpp, gguf_path, cfg["max_position_embeddings"], threads)
     eos = cfg["eos_token_id"]
-    ours_runs, their_runs = [], []
+    ours_runs, their_runs, profiles = [], [], []
     for rep in range(runs + 1):
         tag = "warm-up" if rep == 0 else f"run {rep}/{runs}"
         o = run_minillm(model_dir, prompt, n)
@@ -386,6 +394,13 @@ def bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, prompt, n, bas
                     f"{g['python_overhead_us_per_token']:.1f} us/token of Python), prefill {g['prefill_ms']:.2f} ms")
             if rep:
                 their_runs.append(g)
+        if rep and profile is not None:
+            p = profile()
+            if p.get("error") or label not in p.get("models", {}):
+                msg += f"; decode step replay: {p.get('error', 'no result')}"
+            else:
+                profiles.append(p)
+                msg += f"; replayed step: kernels {p['models'][label]['work_s'] * 1e3:.2f} ms"
         log(msg)
     ours_tokens = ours_runs[-1]["tokens"]
     weights = param_count(cfg) * 4
@@ -406,6 +421,7 @@ def bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, prompt, n, bas
                            "peak_rss_bytes": r["peak_rss_bytes"], "launches_per_token": r.get("launches_per_token")}
                           for r in ours_runs]},
         "llama_cpp": None,
+        "profiles": [{"launch": p["launch"], "model": p["models"][label]} for p in profiles],
         "memory": {
             "peak_rss_bytes": peak, "weights_bytes": weights, "kv_cache_bytes": kv,
             "runtime_baseline_rss_bytes": baseline_rss,
@@ -445,29 +461,40 @@ def bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, prompt, n, bas
     return row
 
 
-def where_time_goes(row, profile):
-    """Shares of one token of decode (ours): launches x time per launch in a
-    stream; the kernels' work (the replayed step less the launch floor per
-    op); the rest (minillm's host loop: the arg-max read-back's wait, the
-    tokenizer; and whatever the two estimates miss or overlap)."""
+def where_time_goes(row):
+    """Shares of one token of decode (ours), from the replays interleaved with
+    the runs (row["profiles"]; medians): minillm's launches x the time per
+    launch in a stream; the kernels' work (the replayed step in a stream less
+    its launches); the rest (minillm's host loop: the arg-max read-back's
+    wait, the tokenizer; and whatever the two estimates miss or overlap).
+    Which ops the work goes to: shares of the op-by-op replay."""
     tps = row["ours"]["tok_per_s"]
-    prof = (profile or {}).get("models", {}).get(row["model"])
-    launch = (profile or {}).get("launch")
-    if not tps or not prof:
+    profs = row.get("profiles") or []
+    if not tps or not profs:
         return None
+    med = statistics.median
     token_s = 1.0 / tps
     per = row["ours"].get("launches_per_token")
-    launch_s = per * launch["in_stream_s"] if per and launch else None
-    out = {"token_us": token_s * 1e6, "launches_per_token": per,
-           "launches_per_step_replayed": prof["launches_per_step"],
-           "launch_in_stream_us": launch["in_stream_s"] * 1e6 if launch else None,
-           "launch_synced_us": launch["synced_s"] * 1e6 if launch else None,
-           "launch_how": launch["how"] if launch else None,
+    launches = [p["launch"] for p in profs if p.get("launch")]
+    in_stream = med(x["in_stream_s"] for x in launches) if launches else None
+    synced = med(x["synced_s"] for x in launches) if launches else None
+    launch_s = per * in_stream if per and in_stream else None
+    work = med(p["model"]["work_s"] for p in profs)
+    by_op = {k: med(p["model"]["by_op_s"][k] for p in profs) for k in profs[0]["model"]["by_op_s"]}
+    total = sum(max(v, 0.0) for v in by_op.values()) or 1.0
+    out = {"token_us": token_s * 1e6, "launches_per_token": per, "replays": len(profs),
+           "launches_per_step_replayed": profs[0]["model"]["launches_per_step"],
+           "launch_in_stream_us": in_stream * 1e6 if in_stream else None,
+           "launch_synced_us": synced * 1e6 if synced else None,
+           "launch_how": launches[0]["how"] if launches else None,
            "launches_us_per_token": launch_s * 1e6 if launch_s is not None else None,
            "launches_share": launch_s / token_s if launch_s is not None else None,
-           "kernels_us_per_token": prof["work_s"] * 1e6, "kernels_share": prof["work_s"] / token_s,
-           "kernels_by_op_us": {k: v * 1e6 for k, v in prof["by_op_s"].items()},
-           "replay_floor_us": prof["floor_s"] * 1e6, "replay_position": prof["pos"]}
+           "kernels_us_per_token": work * 1e6, "kernels_share": work / token_s,
+           "kernels_by_op_share": {k: max(v, 0.0) / total for k, v in by_op.items()},
+           "op_by_op_us": {k: v * 1e6 for k, v in by_op.items()},
+           "streamed_step_us": med(p["model"]["streamed_step_s"] for p in profs) * 1e6,
+           "replay_floor_us": med(p["model"]["floor_s"] for p in profs) * 1e6,
+           "replay_position": profs[0]["model"]["pos"]}
     out["rest_share"] = 1.0 - out["kernels_share"] - (out["launches_share"] or 0.0)
     return out
 
@@ -557,25 +584,26 @@ def table(rows, have_llama):
         out.append("")
         out.append("where a token of decode goes (ours):")
         head = ["model", "us/token", "launches/token", "us/launch stream (synced)", "launches share",
-                "kernels us/token", "kernels share", "rest", "kernels' biggest"]
+                "kernels us/token", "kernels share", "rest", "kernels' work by op"]
         lines = []
         for r in rows:
             w = r.get("where_time_goes")
             if not w:
                 continue
-            top = sorted(w["kernels_by_op_us"].items(), key=lambda kv: -kv[1])[:3]
+            top = sorted(w["kernels_by_op_share"].items(), key=lambda kv: -kv[1])[:3]
             lines.append([r["model"], fmt(w["token_us"], ".0f"), fmt(w["launches_per_token"], ".1f"),
                           f"{fmt(w['launch_in_stream_us'], '.1f')} ({fmt(w['launch_synced_us'], '.1f')})",
                           fmt(w["launches_share"] and w["launches_share"] * 100, ".0f") + "%",
                           fmt(w["kernels_us_per_token"], ".0f"), fmt(w["kernels_share"] * 100, ".0f") + "%",
                           fmt(w["rest_share"] * 100, ".0f") + "%",
-                          ", ".join(f"{k} {v:.0f} us" for k, v in top)])
+                          ", ".join(f"{k} {v * 100:.0f}%" for k, v in top)])
         out += grid(head, lines)
         w = next(r["where_time_goes"] for r in rows if r.get("where_time_goes"))
         out.append(f"launches/token: minillm's (kl_launches); us/launch: kl_add of 16 floats, {w['launch_how']}; "
-                   "kernels: minillm's decode step replayed op by op at the model's shapes (every layer's own "
-                   f"weights, position {w['replay_position']}), each op's enqueue + kl_wait less the launch floor; "
-                   "rest = 1 - the two (host loop, arg-max read-back; negative where they overlap)")
+                   "kernels: minillm's decode step replayed at the model's shapes (every layer's own weights, "
+                   f"position {w['replay_position']}) in a stream, less its launches at the in-stream cost, in a "
+                   f"process of its own after each timed run (medians of {w['replays']}); by op: shares of the "
+                   "same step op by op (each waited for); rest = 1 - the two (host loop, arg-max read-back)")
     out.append("")
     head = ["model", "peak RSS MiB", "weights MiB", "KV cache MiB", "runtime base MiB", "peak/(w+KV)",
             "(peak-base)/(w+KV)", "memory target"]
@@ -654,8 +682,9 @@ def main(argv=None):
     profile = None
     if not args.no_profile:
         log(f"the device, the time per launch and the decode step op by op ({lib}) ...")
-        profile = profile_decode(lib, [{"label": label, "config": cfg, "pos": prompt_tokens + args.n // 2}
-                                       for label, _, cfg, _ in sizes])
+        replays = {label: {"label": label, "config": cfg, "pos": prompt_tokens + args.n // 2}
+                   for label, _, cfg, _ in sizes}
+        profile = profile_decode(lib, list(replays.values()), steps=3)   # the device, and a first (untimed) go
         if profile.get("error"):
             log(f"  not measured: {profile['error']}")
     threads, threads_why = llama_threads(profile)
@@ -672,9 +701,13 @@ def main(argv=None):
 
     rows = []
     for label, model_dir, cfg, gguf_path in sizes:
+        replay = None
+        if profile and not profile.get("error"):
+            def replay(label=label):
+                return profile_decode(lib, [replays[label]], steps=REPLAY_STEPS)
         row = bench_size(label, model_dir, cfg, gguf_path, runs, llama_cpp, args.prompt, args.n, baseline_rss,
-                         threads=threads)
-        row["where_time_goes"] = where_time_goes(row, profile)
+                         threads=threads, profile=replay)
+        row["where_time_goes"] = where_time_goes(row)
         rows.append(row)
 
     log("")
@@ -707,8 +740,11 @@ def main(argv=None):
                    "prefill": "one forward pass over BOS + prompt bytes, until its logits are ready",
                    "minillm": "a fresh process per run, --warmup (one untimed prompt + decode step first)",
                    "where_time_goes": "launches/token from minillm; time per launch = kl_add of 16 floats in a "
-                                      "stream; kernels = minillm's decode step replayed op by op at the model's "
-                                      "shapes, each op's enqueue + kl_wait less the launch floor",
+                                      "stream (C loop); kernels = minillm's decode step replayed at the model's "
+                                      "shapes in a stream less its launches at the in-stream cost (Python, the "
+                                      "same call path); by op = the step op by op, each waited for, less the "
+                                      "launch floor; replayed in a process of its own after every timed run "
+                                      f"({REPLAY_STEPS} steps), medians",
                    "memory": "minillm peak RSS (its VmHWM, all resident pages incl. shared libraries' pages); "
                              "runtime baseline = peak RSS on a tiny model of the same architecture; "
                              "KV cache = 2 x layers x ctx x kv_heads x head_dim x 4 (allocated for the whole context)"},

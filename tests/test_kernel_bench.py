@@ -239,5 +239,7 @@ def test_the_replayed_decode_step_launches_what_minillm_launches(runtime):
         if hasattr(b, "free"):
             b.free()
     prof = kb.decode_profile(runtime, cfg, 70, steps=2, warmup=1, floor_calls=3)
-    assert prof["launches_per_step"] == len(ops) and prof["synced_step_s"] > 0
+    assert prof["launches_per_step"] == len(ops) and prof["synced_step_s"] > 0 and prof["streamed_step_s"] > 0
+    # medians of two steps are their means: the work is the streamed step less its launches, exactly
+    assert prof["work_s"] == pytest.approx(prof["streamed_step_s"] - len(ops) * prof["launch_in_stream_s"])
     assert sum(prof["op_counts"].values()) == len(ops) and set(prof["by_op_s"]) == set(prof["op_counts"])

@@ -26,8 +26,8 @@ than the last-level cache (none for cache-resident shapes). They are
 reported, met or missed: exit 0 either way.
 
     --decode-profile SPEC.json   (for models/bench.py) the device's compute
-    units, the time per launch, and minillm's decode step replayed op by op:
-    prints one JSON object.
+    units, the time per launch, and minillm's decode step replayed at the
+    model's shapes, in a stream and op by op: prints one JSON object.
 """
 import argparse
 import ctypes
@@ -720,32 +720,55 @@ def decode_step_ops(rt, cfg, pos, rng):
 
 
 def decode_profile(rt, cfg, pos, steps=30, warmup=5, floor_calls=20, clock=time.perf_counter):
-    """The kernels' work in one decode step: decode_step_ops replayed `steps`
-    times, each op enqueue + kl_wait and timed, less the launch floor (kl_add
-    of 16 floats, timed the same way, floor_calls of them after every step;
-    their median). Medians over the steps, seconds."""
+    """The kernels' work in one decode step. decode_step_ops replayed
+    `steps` times (after `warmup`), each time twice:
+
+    - in a stream, as minillm runs it: the ops back to back, one kl_wait at
+      the end; then as many kl_add of 16 floats back to back, the same way.
+      The kernels' work = the step less its launches at that cost
+      (work_s). On a CPU device the launching thread and the kernels share
+      the cores, so the two add up.
+    - op by op, each op enqueue + kl_wait, less the launch floor (kl_add of
+      16 floats timed the same way, floor_calls after every step): which ops
+      the work goes to (by_op_s). Absolute figures are high there: a waited
+      op also pays for waking the device's threads (synced_work_s).
+
+    Medians over the steps, seconds."""
     rng = np.random.default_rng(1)
     ops, bufs = decode_step_ops(rt, cfg, pos, rng)
     fa, fy = rt.to_device(np.ones(16, np.float32)), rt.empty(16)
-    floors, totals, raw, by_op = [], [], [], {}
+    n = len(ops)
+    floors, streamed, launches, raw, by_op = [], [], [], [], {}
     try:
         for step in range(warmup + steps):
+            t0 = clock()
+            for name, args in ops:
+                rt.call(name, *args)
+            rt.wait()
+            t1 = clock()
+            for _ in range(n):
+                rt.call("kl_add", fa, fa, fy, 16)
+            rt.wait()
+            t2 = clock()
             times = []
             for name, args in ops:
-                t0 = clock()
+                t3 = clock()
                 rt.call(name, *args)
                 rt.wait()
-                times.append(clock() - t0)
+                times.append(clock() - t3)
             for _ in range(floor_calls):
-                t0 = clock()
+                t3 = clock()
                 rt.call("kl_add", fa, fa, fy, 16)
                 rt.wait()
-                floors.append(clock() - t0)
+                floors.append(clock() - t3)
             if step >= warmup:
+                streamed.append(t1 - t0)
+                launches.append((t2 - t1) / n)
                 raw.append(times)
         floor = statistics.median(floors)
+        synced = []
         for times in raw:
-            totals.append(sum(times) - floor * len(times))
+            synced.append(sum(times) - floor * n)
             step = {}
             for (name, _), t in zip(ops, times):
                 step[name] = step.get(name, 0.0) + t - floor
@@ -754,10 +777,12 @@ def decode_profile(rt, cfg, pos, steps=30, warmup=5, floor_calls=20, clock=time.
         counts = {}
         for name, _ in ops:
             counts[name] = counts.get(name, 0) + 1
-        return {"launches_per_step": len(ops), "work_s": statistics.median(totals),
-                "synced_step_s": statistics.median(sum(t) for t in raw), "floor_s": floor,
-                "by_op_s": {name: statistics.median(v) for name, v in by_op.items()}, "op_counts": counts,
-                "pos": pos, "steps": steps}
+        return {"launches_per_step": n,
+                "work_s": statistics.median(s - n * c for s, c in zip(streamed, launches)),
+                "streamed_step_s": statistics.median(streamed), "launch_in_stream_s": statistics.median(launches),
+                "synced_work_s": statistics.median(synced), "synced_step_s": statistics.median(sum(t) for t in raw),
+                "floor_s": floor, "by_op_s": {name: statistics.median(v) for name, v in by_op.items()},
+                "op_counts": counts, "pos": pos, "steps": steps}
     finally:
         for b in bufs:
             if hasattr(b, "free"):
