@@ -603,7 +603,8 @@ def table(rows, have_llama):
                    "kernels: minillm's decode step replayed at the model's shapes (every layer's own weights, "
                    f"position {w['replay_position']}) in a stream, less its launches at the in-stream cost, in a "
                    f"process of its own after each timed run (medians of {w['replays']}); by op: shares of the "
-                   "same step op by op (each waited for); rest = 1 - the two (host loop, arg-max read-back)")
+                   "same step op by op (each waited for); rest = 1 - the two (host loop, arg-max read-back; "
+                   "negative where launching and kernels overlap, or the replay runs slower than minillm)")
     out.append("")
     head = ["model", "peak RSS MiB", "weights MiB", "KV cache MiB", "runtime base MiB", "peak/(w+KV)",
             "(peak-base)/(w+KV)", "memory target"]
