@@ -176,6 +176,21 @@ def test_without_onemkl_the_bench_says_how_to_install_it(tmp_path):
     assert "oneMKL: not measured: not installed" in kb.table([], copy, peer=peer)
 
 
+def test_a_onemkl_failure_is_reported_with_its_text_and_the_bench_carries_on(monkeypatch):
+    class Failing:
+        def __init__(self, helper, x, w, gemm):
+            pass
+
+        def run(self):
+            raise kb.HelperError("oneapi::mkl::blas::row_major::gemm: Native API failed (JIT: unsupported device)")
+    monkeypatch.setattr(kb, "OnemklOp", Failing)
+    b = kb.Bench(FakeRuntime(), peer=kb.Peer(helper=object(), version="2025.3.1", device="Some CPU"))
+    assert b.onemkl_op(np.zeros((2, 3), np.float32), np.zeros((4, 3), np.float32), gemm=True) is None
+    assert not b.peer.ok and "Native API failed (JIT: unsupported device)" in b.peer.why
+    assert b.onemkl_op(np.zeros(3, np.float32), np.zeros((4, 3), np.float32), gemm=False) is None   # not tried again
+    assert len(b.peer.errors) == 1
+
+
 def test_an_adaptivecpp_library_gets_no_helper():
     class Acpp(FakeRuntime):
         toolchain = "acpp"
