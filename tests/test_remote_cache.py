@@ -377,11 +377,11 @@ def test_two_clean_clones_share_the_server_and_bad_objects_are_rebuilt(nginx, tm
 # --------------------------------------------------------------------------
 # SCons with a fake icpx (fast): keys, uploads, failures
 
-# What the fake nvidia build makes (actions()): 11 objects (kl-info,
-# minillm, the library's 4 host sources and launch_lambda, and syclforge's
+# What the fake nvidia build makes (actions()): 12 objects (kl-info,
+# minillm, the library's 5 host sources and launch_lambda, and syclforge's
 # image table, info, loader_module and cpu_isa), the generated table source
 # and the 3 linked binaries.
-ACTIONS = 15
+ACTIONS = 16
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ Mutants:
   - every test-only fault of the kernel library (KL_FAULTS=name, listed by
     kl_faults(), written in kernels/ops/faults.hpp): caught by the tests of
     the ops it touches in tests/test_kernels.py, and by the numerics report's
-    rows of those ops (kernel cases, one image: the loader's choice);
+    rows of those ops (kernel cases); both on one image, the loader's choice;
   - the model's (MINILLM_FAULTS=name in models/minillm/minillm.cpp, plus the
     library's attention.kv_interleaved run on the model as a wrong
     grouped-query mapping): caught by tests/test_minillm.py's comparison with
@@ -109,9 +109,14 @@ def _env(extra):
     return env
 
 
-def run_tests(m):
-    """(failed, passed) of the mutant's op tests."""
-    proc = subprocess.run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", *m.tests], cwd=TOP,
+def run_tests(m, image=None):
+    """(failed, passed) of the mutant's op tests (those of one image, when
+    given: every test of those files is parametrized by image)."""
+    args = list(m.tests)
+    if image:
+        k = args.index("-k") + 1
+        args[k] = f"({args[k]}) and {image.split('.')[0]}"   # -k takes no dot: sse4.2 -> sse4
+    proc = subprocess.run([PYTHON, "-m", "pytest", "-q", "-p", "no:cacheprovider", *args], cwd=TOP,
                           env=_env(m.env), capture_output=True, text=True, timeout=1800)
     last = (proc.stdout.strip().splitlines() or [""])[-1]
     counts = {k: 0 for k in ("failed", "passed", "error")}
@@ -163,7 +168,7 @@ def default_image(lib=LIB):
 
 
 def check(m, image):
-    failed, passed = run_tests(m)
+    failed, passed = run_tests(m, image)
     bad_rows, worst, named = run_numerics(m, image)
     return {"mutant": m.name, "what": m.what, "ops": m.ops, "tests_failed": failed, "tests_passed": passed,
             "rows_failed": bad_rows, "worst_ratio": worst, "violations": len(named),
