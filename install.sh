@@ -91,7 +91,7 @@ if [ "$any_acpp" = 1 ]; then
   [ -n "$acpp_problem" ] || acpp_archive=$(realpath "$acpp_archive")
 fi
 
-have_deb() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'ok installed'; }
+have_deb() { local s; s=$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) && [[ $s == *"ok installed" ]]; }
 need=()
 command -v g++ >/dev/null || need+=(g++)
 command -v python3 >/dev/null || need+=(python3)
@@ -330,7 +330,10 @@ install_acpp() {
   dest=$tools/acpp-$sha
   log=$tools/acpp-$sha.log
   name="AdaptiveCpp${flavour:+ with CUDA}"
-  if [ -x "$dest/bin/acpp" ] && "$dest/bin/acpp" --acpp-version 2>/dev/null | grep -q "librt-backend-$2\.so"; then
+  # the version text captured whole: `acpp --acpp-version | grep -q` fails at
+  # random under pipefail (grep quits at the match, acpp dies of SIGPIPE)
+  if [ -x "$dest/bin/acpp" ] && version=$("$dest/bin/acpp" --acpp-version 2>/dev/null) &&
+     grep -q "librt-backend-$2\.so" <<<"$version"; then
     echo "install.sh: $name: reusing the build of $(basename "$acpp_archive") in $dest"
   elif [ -e "$dest" ]; then
     "$3" "$dest exists but its bin/acpp --acpp-version fails or lists no $2 backend; remove it to rebuild"
