@@ -102,11 +102,12 @@ void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
   tiled<ops::GemmMid>("kl_gemm_mid", rt, x, w, y, M, N, K);
 }
 
-// ops::gemm_rows: work-groups of GROUPS x LANES, one per (x rows, w rows) block
+// ops::gemm_rows: work-groups of GROUPS x lanes(rt), one per (x rows, w rows) block
 template <typename T> void rows_product(const char *name, Runtime &rt, size_t M, size_t N, const float *x,
                                         const float *w, float *y, ul K, bool with_m) {
   const size_t groups = up(M, T::MB) / T::MB * (up(N, T::ROWS) / T::ROWS);
-  const r2 global{groups * T::GROUPS, size_t(T::LANES)}, local{size_t(T::GROUPS), size_t(T::LANES)};
+  const size_t L = lanes(rt); // the image's vector width (gemm.hpp: RowTiles)
+  const r2 global{groups * T::GROUPS, L}, local{size_t(T::GROUPS), L};
   if (with_m) rt.impl().launch<2>(name, global, local, x, w, y, (ul)M, (ul)N, K);
   else rt.impl().launch<2>(name, global, local, x, w, y, (ul)N, K);
 }
