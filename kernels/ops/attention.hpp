@@ -36,7 +36,7 @@ inline void attention_row(const sycl::nd_item<D> &it, const float *q, const floa
       float acc[PB] = {};
       l.each(head_dim, [&](size_t d) {
         const float qd = q[d];
-        for (int i = 0; i < PB; ++i) acc[i] = sycl::fma(qd, kp[i][d], acc[i]);
+        for (int i = 0; i < PB; ++i) acc[i] = madd(qd, kp[i][d], acc[i]);
       });
       for (int i = 0; i < PB; ++i) part[(pb + i) * l.lanes + l.lane] = acc[i];
     }
@@ -72,8 +72,8 @@ inline void attention_row(const sycl::nd_item<D> &it, const float *q, const floa
       float a[4] = {out[d] * corr, 0.f, 0.f, 0.f};
       size_t p = 0;
       for (; p + 4 <= cn; p += 4)
-        for (int u = 0; u < 4; ++u) a[u] = sycl::fma(s[p + u], vc[(p + u) * stride + d], a[u]);
-      for (; p < cn; ++p) a[0] = sycl::fma(s[p], vc[p * stride + d], a[0]);
+        for (int u = 0; u < 4; ++u) a[u] = madd(s[p + u], vc[(p + u) * stride + d], a[u]);
+      for (; p < cn; ++p) a[0] = madd(s[p], vc[p * stride + d], a[0]);
       out[d] = (a[0] + a[1]) + (a[2] + a[3]);
     });
     sycl::group_barrier(g); // weights and partial dots are read before the next chunk overwrites them

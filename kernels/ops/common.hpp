@@ -22,6 +22,13 @@ constexpr int ROW_LANES = 16;
 constexpr float INF = std::numeric_limits<float>::infinity();
 constexpr float QNAN = std::numeric_limits<float>::quiet_NaN();
 
+// a * b + c for sums and polynomials: one FMA instruction where the ISA has
+// one, a multiply and an add where it has not (SSE4.2). sycl::fma must round
+// once on every ISA, so without FMA hardware it is a software routine: the
+// SSE4.2 image ran GEMM 512^3 ~1000x and softmax ~150x slower than AVX2's
+// (compare.py --image). Only exact-error tricks (rope.hpp) need sycl::fma.
+inline float madd(float a, float b, float c) { return sycl::mad(a, b, c); }
+
 // Index arithmetic: sycl::min on integers makes the Intel CPU compiler treat
 // the result as varying across work-items (it gathers through it even when
 // every lane holds the same value); a plain ternary keeps it uniform.
@@ -99,11 +106,11 @@ inline float exp2_flush(float w) {
   const float n = sycl::rint(w);
   const float f = w - n; // exact
   float q = 1.321946270763874e-3f;
-  q = sycl::fma(q, f, 9.671701118350029e-3f);
-  q = sycl::fma(q, f, 5.550890415906906e-2f);
-  q = sycl::fma(q, f, 2.4022237956523895e-1f);
-  q = sycl::fma(q, f, 6.931468844413757e-1f);
-  const float p = sycl::fma(q, f, 1.f);
+  q = madd(q, f, 9.671701118350029e-3f);
+  q = madd(q, f, 5.550890415906906e-2f);
+  q = madd(q, f, 2.4022237956523895e-1f);
+  q = madd(q, f, 6.931468844413757e-1f);
+  const float p = madd(q, f, 1.f);
   return w < -125.5f ? 0.f : p * sycl::bit_cast<float>((int(n) + 127) << 23);
 }
 

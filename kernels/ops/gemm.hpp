@@ -69,7 +69,7 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
         for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
         for (int i = 0; i < RM; ++i) {
           float a = x[xr[i] + kk];
-          for (int j = 0; j < RN; ++j) acc[i][j] = sycl::fma(a, b[j], acc[i][j]);
+          for (int j = 0; j < RN; ++j) acc[i][j] = madd(a, b[j], acc[i][j]);
         }
       }
     } else {
@@ -79,7 +79,7 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
         for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
         for (int i = 0; i < RM; ++i) {
           float a = x[xr[i] + kk];
-          for (int j = 0; j < RN; ++j) acc[i][j] = sycl::fma(a, b[j], acc[i][j]);
+          for (int j = 0; j < RN; ++j) acc[i][j] = madd(a, b[j], acc[i][j]);
         }
       }
     }
@@ -141,7 +141,7 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
         for (int j = 0; j < RPW; ++j) {
           const float wv = wr[j][k];
           for (int i = 0; i < MB; ++i) {
-            acc[j][i][u] = sycl::fma(wv, xv[i], acc[j][i][u]);
+            acc[j][i][u] = madd(wv, xv[i], acc[j][i][u]);
             if constexpr (decltype(half)::value) acc[j][i][u] = half_round(acc[j][i][u]);
           }
         }
@@ -152,7 +152,7 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
   const size_t kend = has(f, fault::ROWS_K_TAIL) && whole < K ? K - 1 : K;
   for (size_t k = whole + l.lane; k < kend; k += l.lanes) // short tail
     for (int j = 0; j < RPW; ++j)
-      for (int i = 0; i < MB; ++i) acc[j][i][0] = sycl::fma(wr[j][k], xr[i][k], acc[j][i][0]);
+      for (int i = 0; i < MB; ++i) acc[j][i][0] = madd(wr[j][k], xr[i][k], acc[j][i][0]);
   float part[RPW][MB];
   for (int j = 0; j < RPW; ++j)
     for (int i = 0; i < MB; ++i) {
