@@ -4,6 +4,7 @@
 // enqueued straight on the OpenCL queue under the SYCL queue.
 #define CL_TARGET_OPENCL_VERSION 300
 #include <CL/cl.h>
+#include <CL/cl_ext.h>
 #include <sycl/backend/opencl.hpp>
 
 #include <algorithm>
@@ -72,25 +73,31 @@ static cl_kernel kernel_of(Runtime::Impl &m, const char *name, size_t nargs) {
                 " arguments, the launcher passes " + std::to_string(nargs) +
                 " (does the kernel use every parameter?)");
   }
+  // The kernels take USM pointers as addresses (free_kernels.cpp: usm<T>):
+  // the runtime must then let them reach any USM allocation. It no longer
+  // books which allocations a launch uses, so nothing may be freed under a
+  // running kernel: kl_free and the staged copies wait for the queue first.
+  for (cl_kernel_exec_info what : {CL_KERNEL_EXEC_INFO_INDIRECT_HOST_ACCESS_INTEL,
+                                   CL_KERNEL_EXEC_INFO_INDIRECT_DEVICE_ACCESS_INTEL,
+                                   CL_KERNEL_EXEC_INFO_INDIRECT_SHARED_ACCESS_INTEL}) {
+    const cl_bool yes = CL_TRUE;
+    err = clSetKernelExecInfo(k, what, sizeof yes, &yes);
+    if (err != CL_SUCCESS) {
+      clReleaseKernel(k);
+      throw Error("kernel " + std::string(name) + ": the OpenCL platform refuses indirect USM access: " + describe(err));
+    }
+  }
   m.kernels.emplace(name, k);
   return k;
 }
 
 void Runtime::Impl::enqueue(const char *name, int dims, const size_t *global, const size_t *local, const Arg *args,
                             size_t nargs) {
-  using SetPtr = cl_int (*)(cl_kernel, cl_uint, const void *);
-  static const SetPtr set_usm = [this] { // one platform (Intel's CPU runtime) per process
-    cl_platform_id pl = sycl::get_native<sycl::backend::opencl>(q.get_device().get_platform());
-    auto f = reinterpret_cast<SetPtr>(clGetExtensionFunctionAddressForPlatform(pl, "clSetKernelArgMemPointerINTEL"));
-    if (!f) throw Error("the OpenCL platform lacks clSetKernelArgMemPointerINTEL (USM)");
-    return f;
-  }();
   cl_command_queue cq = static_cast<cl_command_queue>(native_queue);
   std::lock_guard<std::mutex> lock(mutex); // arguments live in the cl_kernel until it is enqueued
   cl_kernel k = kernel_of(*this, name, nargs);
   for (size_t i = 0; i < nargs; ++i) {
-    cl_int err = args[i].usm ? set_usm(k, cl_uint(i), *static_cast<void *const *>(args[i].value))
-                             : clSetKernelArg(k, cl_uint(i), args[i].size, args[i].value);
+    cl_int err = clSetKernelArg(k, cl_uint(i), args[i].size, args[i].value);
     if (err != CL_SUCCESS) throw Error(std::string(name) + ": setting argument " + std::to_string(i) + " failed: " + describe(err));
   }
   size_t g[3], l[3]; // OpenCL's dimension 0 is SYCL's last (fastest)
