@@ -96,7 +96,8 @@ template <typename T> void tiled(const char *name, Runtime &rt, const float *x, 
                       (ul)N, (ul)K);
 }
 void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
-  tiled<ops::Gemm>("kl_gemm", rt, x, w, y, M, N, K);
+  if (lanes(rt) >= 16) tiled<ops::GemmWide>("kl_gemm_wide", rt, x, w, y, M, N, K); // gemm.hpp: AVX-512
+  else tiled<ops::Gemm>("kl_gemm", rt, x, w, y, M, N, K);
 }
 void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
   tiled<ops::GemmMid>("kl_gemm_mid", rt, x, w, y, M, N, K);
