@@ -100,7 +100,9 @@ void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_
   else tiled<ops::Gemm>("kl_gemm", rt, x, w, y, M, N, K);
 }
 void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
-  tiled<ops::GemmMid>("kl_gemm_mid", rt, x, w, y, M, N, K);
+  // AVX-512: the wide tiles as soon as a row tile of theirs wastes no more rows than two of GemmMid's
+  if (lanes(rt) >= 16 && M > size_t(ops::GemmMid::BM)) tiled<ops::GemmWide>("kl_gemm_wide", rt, x, w, y, M, N, K);
+  else tiled<ops::GemmMid>("kl_gemm_mid", rt, x, w, y, M, N, K);
 }
 
 // ops::gemm_rows: work-groups of GROUPS x lanes(rt), one per (x rows, w rows) block
