@@ -74,18 +74,21 @@ KL_KERNEL(1) kl_mul(usm<const float> a, usm<const float> b, usm<float> y, ul n, 
 }
 
 // ---- row-wise (ops::each_row: a sub-group per row) ----------------------
-KL_KERNEL(1) kl_rmsnorm(ul rows, usm<const float> x, usm<const float> weight, usm<float> y, ul dim, float eps, ops::Faults f) {
+KL_KERNEL(1) kl_rmsnorm(ul rows, usm<const float> x, usm<const float> weight, usm<float> y, ul dim, float eps,
+                        ops::Faults f) {
   ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
     ops::rmsnorm_row(team, x + r * dim, weight, y + r * dim, dim, eps, f);
   });
 }
-KL_KERNEL(1) kl_layernorm(ul rows, usm<const float> x, usm<const float> weight, usm<const float> bias, usm<float> y, ul dim,
+KL_KERNEL(1) kl_layernorm(ul rows, usm<const float> x, usm<const float> weight, usm<const float> bias, usm<float> y,
+                          ul dim,
                           float eps, ops::Faults f) {
   ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
     ops::layernorm_row(team, x + r * dim, weight, bias, y + r * dim, dim, eps, f);
   });
 }
-KL_KERNEL(1) kl_softmax(ul rows, usm<const float> x, usm<float> y, ul cols, int causal, ul pos0, float temperature, ops::Faults f) {
+KL_KERNEL(1) kl_softmax(ul rows, usm<const float> x, usm<float> y, ul cols, int causal, ul pos0, float temperature,
+                        ops::Faults f) {
   ops::each_row(item<1>(), rows, [&](const auto &team, size_t r) {
     ops::softmax_row(team, x + r * cols, y + r * cols, cols, ops::softmax_visible(cols, causal, pos0, r),
                      temperature, f);
@@ -126,7 +129,8 @@ KL_KERNEL(2) kl_rope(usm<float> x, usm<const float> freq, ul heads, ul head_dim,
 }
 
 // ---- attention: one work-group per (token, query head) --------------------
-KL_KERNEL(1) kl_attention(usm<const float> q, usm<const float> k_cache, usm<const float> v_cache, usm<float> out, ul n_heads,
+KL_KERNEL(1) kl_attention(usm<const float> q, usm<const float> k_cache, usm<const float> v_cache, usm<float> out,
+                          ul n_heads,
                           ul group, ul head_dim, ul kv_stride, ul pos0, float scale, ops::Faults f) {
   auto it = item<1>();
   size_t row = it.get_group(0), t = row / n_heads, h = row % n_heads;
@@ -145,6 +149,10 @@ KL_KERNEL(2) kl_gemm(usm<const float> x, usm<const float> w, usm<float> y, ul M,
 KL_KERNEL(2) kl_gemm_wide(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();
   ops::gemm_tile<ops::GemmWide>(it, x, w, y, M, N, K, local_floats<ops::GemmWide::LOCAL>(it), f);
+}
+KL_KERNEL(2) kl_gemm_wide_mid(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
+  auto it = item<2>();
+  ops::gemm_tile<ops::GemmWideMid>(it, x, w, y, M, N, K, local_floats<ops::GemmWideMid::LOCAL>(it), f);
 }
 KL_KERNEL(2) kl_gemm_mid(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();

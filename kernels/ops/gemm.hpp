@@ -26,10 +26,13 @@ template <int RM_, int RN_, int L0_, int L1_, int BK_> struct GemmTiles {
 // Measured on AVX2 (Zen 3), /tmp sweeps of RM x RN x L0 x L1 x BK: BM 96,
 // BN 32 for large M; BM 32 wastes fewer rows for 16 < M <= 64.
 using Gemm = GemmTiles<6, 2, 16, 16, 128>;
-// Large M where a vector holds 16 floats (AVX-512, 32 vector registers):
-// 4 x 4 accumulators ran 0.88-0.93x Gemm's time at 512^3-2048^3 (Xeon,
-// compare.py); on AVX2 (16 registers) the same tiles ran 1.16-1.43x.
-using GemmWide = GemmTiles<4, 4, 16, 16, 128>;
+// Where a vector holds 16 floats (AVX-512, 32 vector registers): 4 x 4
+// accumulators ran 0.88-0.93x Gemm's time at 512^3-2048^3 (Xeon,
+// compare.py; on AVX2, with 16 registers, 1.16-1.43x), and BM 128 (L1 32)
+// 0.86-0.93x BM 64's for M >= 128 (the transposed copy of a w tile feeds
+// twice the rows). BM 64 for 32 < M <= 64 (0.77-0.82x GemmMid's time).
+using GemmWide = GemmTiles<4, 4, 16, 32, 128>;
+using GemmWideMid = GemmTiles<4, 4, 16, 16, 128>;
 using GemmMid = GemmTiles<4, 2, 16, 8, 128>;
 constexpr size_t GEMM_MID_MAX_M = 64;
 

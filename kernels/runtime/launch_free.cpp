@@ -101,7 +101,8 @@ void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_
 }
 void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
   // AVX-512: the wide tiles as soon as a row tile of theirs wastes no more rows than two of GemmMid's
-  if (lanes(rt) >= 16 && M > size_t(ops::GemmMid::BM)) tiled<ops::GemmWide>("kl_gemm_wide", rt, x, w, y, M, N, K);
+  if (lanes(rt) >= 16 && M > size_t(ops::GemmMid::BM))
+    tiled<ops::GemmWideMid>("kl_gemm_wide_mid", rt, x, w, y, M, N, K);
   else tiled<ops::GemmMid>("kl_gemm_mid", rt, x, w, y, M, N, K);
 }
 

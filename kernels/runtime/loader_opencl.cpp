@@ -84,7 +84,8 @@ static cl_kernel kernel_of(Runtime::Impl &m, const char *name, size_t nargs) {
     err = clSetKernelExecInfo(k, what, sizeof yes, &yes);
     if (err != CL_SUCCESS) {
       clReleaseKernel(k);
-      throw Error("kernel " + std::string(name) + ": the OpenCL platform refuses indirect USM access: " + describe(err));
+      throw Error("kernel " + std::string(name) + ": the OpenCL platform refuses indirect USM access: " +
+                  describe(err));
     }
   }
   m.kernels.emplace(name, k);
