@@ -638,6 +638,31 @@ def test_reduction_needs_a_column(rt, op):
     assert re.search(r"cols|column|empty", msg, re.I), msg
 
 
+@pytest.mark.parametrize("op", ["add", "gemv", "rmsnorm"])
+def test_a_host_pointer_is_refused_by_name(rt, op):
+    """The kernels take device pointers as plain addresses
+    (kernels/device/free_kernels.cpp), so the CPU runtime no longer checks
+    them: the library must refuse memory it did not allocate, naming the
+    argument, and leave the output untouched."""
+    import ctypes
+    host = np.ones(64, np.float32)
+    hp = ctypes.c_void_p(host.ctypes.data)
+    y = rt.to_device(np.full(64, 7, np.float32))
+    x = rt.to_device(np.ones(64, np.float32))
+    if op == "add":
+        msg = error_of(rt.call, "kl_add", hp, x, y, 64)
+        name = "a"
+    elif op == "gemv":
+        msg = error_of(rt.call, "kl_gemv", x, hp, y, 1, 64)
+        name = "w"
+    else:
+        msg = error_of(rt.call, "kl_rmsnorm", x, hp, y, 1, 64, ctypes.c_float(1e-5))
+        name = "weight"
+    assert re.search(rf"\b{name} is not device memory of this runtime \(allocate it with kl_alloc\)", msg), msg
+    rt.wait()
+    assert (y.to_host() == 7).all()
+
+
 # ---------------------------------------------------------------- the binding
 
 def test_unknown_image_is_an_error(kl_lib):
