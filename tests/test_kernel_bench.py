@@ -258,3 +258,15 @@ def test_the_replayed_decode_step_launches_what_minillm_launches(runtime):
     # medians of two steps are their means: the work is the streamed step less its launches, exactly
     assert prof["work_s"] == pytest.approx(prof["streamed_step_s"] - len(ops) * prof["launch_in_stream_s"])
     assert sum(prof["op_counts"].values()) == len(ops) and set(prof["by_op_s"]) == set(prof["op_counts"])
+
+
+@pytest.mark.parametrize("argv, environ, want", [
+    ([], {}, {}),
+    (["--image", "avx2"], {}, {"OPENBLAS_CORETYPE": "Haswell", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    (["--image=sse4.2"], {}, {"OPENBLAS_CORETYPE": "Nehalem", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}),
+    ([], {"SYCLFORGE_IMAGE": "avx2"}, {"OPENBLAS_CORETYPE": "Haswell", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+    (["--image", "avx512"], {}, {}),
+    ([], {"SYCLFORGE_IMAGE": "avx2", "OPENBLAS_CORETYPE": "Zen"}, {"MKL_ENABLE_INSTRUCTIONS": "AVX2"}),
+])
+def test_a_forced_lower_image_pins_the_peers_to_its_isa(argv, environ, want):
+    assert kb.peer_isa_env(argv, environ) == want

@@ -43,7 +43,30 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
+# A forced lower image stands for a lower host: the peers must then run that
+# ISA's code too, or an AVX2 run compares our AVX2 code with OpenBLAS's and
+# oneMKL's AVX-512 (both pick their kernels when loaded, from these).
+PEER_ISA_ENV = {"avx2": {"OPENBLAS_CORETYPE": "Haswell", "MKL_ENABLE_INSTRUCTIONS": "AVX2"},
+                "sse4.2": {"OPENBLAS_CORETYPE": "Nehalem", "MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}}
+
+
+def peer_isa_env(argv, environ):
+    """The variables that pin the peers to the image forced by --image or
+    SYCLFORGE_IMAGE (none for the loader's choice, avx512 or spirv); a
+    variable already set is left as it is."""
+    image = environ.get("SYCLFORGE_IMAGE") or None
+    for i, a in enumerate(argv):
+        if a == "--image" and i + 1 < len(argv):
+            image = argv[i + 1]
+        elif a.startswith("--image="):
+            image = a.split("=", 1)[1]
+    return {k: v for k, v in PEER_ISA_ENV.get(image, {}).items() if k not in environ}
+
+
+if __name__ == "__main__":   # before NumPy (and OpenBLAS) load
+    os.environ.update(peer_isa_env(sys.argv[1:], os.environ))
+
+import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from syclforge_kl import DEFAULT_LIB, REPO, KLError, Runtime  # noqa: E402
@@ -932,6 +955,9 @@ def main(argv=None):
     log(f"bench: {rt.target} ({rt.toolchain}) image={rt.image} device=\"{rt.device_name}\" "
         f"({units if units else '?'} compute units), {os.cpu_count()} CPUs (load average {fmt_load(load_start)}), "
         f"last-level cache {llc[0] / 2**20:.0f} MiB, medians of {n_rounds} alternating rounds")
+    pinned = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "MKL_ENABLE_INSTRUCTIONS") if k in os.environ}
+    if pinned:
+        log("peers pinned to the forced image's ISA: " + ", ".join(f"{k}={v}" for k, v in pinned.items()))
     log(f"peers: NumPy {np.__version__} ({blas_name()}); oneMKL SYCL BLAS: " +
         (f"{peer.version} on \"{peer.device}\" (a queue of its own on our device, in this process)" if peer.ok
          else peer.why))
@@ -976,7 +1002,7 @@ def main(argv=None):
                  "numpy": np.__version__, "numpy_blas": blas_name(),
                  "load_average_at_start": load_start, "load_average_at_end": loadavg(),
                  "last_level_cache_bytes": llc[0], "last_level_cache_from": llc[1]},
-        "peers": {"numpy": {"version": np.__version__, "blas": blas_name()},
+        "peers": {"pinned_isa_env": pinned, "numpy": {"version": np.__version__, "blas": blas_name()},
                   "onemkl": {"measured": any("onemkl_s" in r for r in b.rows), "version": peer.version,
                              "device": peer.device, "why_not": None if peer.ok else peer.why, "errors": peer.errors,
                              "install": ONEMKL_INSTALL, "helper": str(helper.path) if helper else None,
