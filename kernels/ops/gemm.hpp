@@ -121,7 +121,12 @@ template <int RPW_, int MB_, int KU_, int GROUPS_ = 4> struct RowTiles {
   static constexpr int ROWS = RPW * GROUPS;            // rows of w per work-group
   static constexpr int LOCAL = ROWS * MB * ROW_LANES;  // floats of local memory, for up to ROW_LANES lanes
 };
-using Gemv = RowTiles<4, 1, 2, 16>; // one token; 64 rows a group: fewer groups cost the CPU runtime less
+// One token; 64 rows a group (fewer groups cost the CPU runtime less). 8 rows
+// a work-item: 8 weight streams in flight per core, so weights that come from
+// DRAM (decode of a model larger than the LLC) stream at 1.15-1.3x the
+// bandwidth of 4 rows x 2 steps (Zen 4, rotating weights past the L3;
+// cache-resident shapes within noise, compare.py avx512 and avx2).
+using Gemv = RowTiles<8, 1, 1, 8>;
 using GemmFew = RowTiles<4, 2, 1>;   // a few tokens
 constexpr size_t GEMM_FEW_MAX_M = 16; // up to here GemmFew beats the tiled GEMM (measured)
 
@@ -169,26 +174,28 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
   const auto sg = it.get_sub_group();
   if (sg.get_max_local_range()[0] == l.lanes) {
     // A sub-group is one row of lanes (the CPU's vector): sum the lanes in
-    // registers, no local memory or barrier. Lane j stores row r0 + j.
+    // registers, no local memory or barrier. Lane q stores rows r0 + q,
+    // r0 + q + lanes, ... (RPW may exceed the lanes: 4 on SSE4.2).
     for (int i = 0; i < MB; ++i) {
-      float mine = 0.f;
-      for (int j = 0; j < RPW; ++j) {
-        const float s = sycl::reduce_over_group(sg, part[j][i], sycl::plus<float>());
-        mine = l.lane == size_t(j) ? s : mine;
+      float s[RPW];
+      for (int j = 0; j < RPW; ++j) s[j] = sycl::reduce_over_group(sg, part[j][i], sycl::plus<float>());
+      for (size_t j0 = 0; j0 < size_t(RPW); j0 += l.lanes) {
+        float mine = 0.f;
+        for (int j = 0; j < RPW; ++j) mine = size_t(j) == j0 + l.lane ? s[j] : mine;
+        if (j0 + l.lane < size_t(RPW) && n0 + j0 + l.lane < N && m0 + i < M) y[(m0 + i) * N + n0 + j0 + l.lane] = mine;
       }
-      if (l.lane < size_t(RPW) && n0 + l.lane < N && m0 + i < M) y[(m0 + i) * N + n0 + l.lane] = mine;
     }
     return;
   }
   for (int j = 0; j < RPW; ++j)
     for (int i = 0; i < MB; ++i) scratch[((r0 + j) * MB + i) * l.lanes + l.lane] = part[j][i];
   sycl::group_barrier(it.get_group());
-  // lane j sums row r0 + j of w for every x row
-  if (l.lane < size_t(RPW) && n0 + l.lane < N)
+  // lane q sums rows r0 + q, r0 + q + lanes, ... of w for every x row
+  for (size_t j = l.lane; j < size_t(RPW) && n0 + j < N; j += l.lanes)
     for (int i = 0; i < MB; ++i) {
       float s = 0.f;
-      for (size_t q = 0; q < l.lanes; ++q) s += scratch[((r0 + l.lane) * MB + i) * l.lanes + q];
-      if (m0 + i < M) y[(m0 + i) * N + n0 + l.lane] = s;
+      for (size_t q = 0; q < l.lanes; ++q) s += scratch[((r0 + j) * MB + i) * l.lanes + q];
+      if (m0 + i < M) y[(m0 + i) * N + n0 + j] = s;
     }
 }
 
