@@ -234,6 +234,26 @@ def test_onemkl_gemm_and_gemv_on_our_device_match_numpy(runtime):
     helper.close()
 
 
+def test_gemv_past_the_llc_reads_a_new_copy_of_w_every_call(runtime, monkeypatch):
+    # A single w that fits the cache would be timed from the cache after its
+    # first call: decode of a model past the LLC reads its weights from memory.
+    seen = []
+    real = runtime.call
+
+    def spy(name, *args):
+        if name == "kl_gemv":
+            seen.append(id(args[1]))
+        return real(name, *args)
+    monkeypatch.setattr(runtime, "call", spy)
+    b = kb.Bench(runtime, n_rounds=1, llc=1 << 20)
+    kb.bench_gemv_past_llc(b, 64, 512)
+    row = b.rows[-1]
+    copies = 2 * (1 << 20) // (4 * 64 * 512)       # 16 copies of 128 KiB: twice the 1 MiB cache
+    assert f"({copies} copies of w" in row["note"]
+    assert len(set(seen)) == copies and all(a != b for a, b in zip(seen, seen[1:]))
+    assert row["target"] == ("copy", kb.BANDWIDTH_TARGET) and row["ours_s"] > 0 and row["numpy_s"] > 0
+
+
 # ---- minillm's decode step, replayed
 
 def test_the_replayed_decode_step_launches_what_minillm_launches(runtime):
