@@ -389,6 +389,71 @@ def test_engine_down_is_a_clear_error(tmp_path):
     assert "dockerd" in proc.stderr and "Traceback" not in proc.stdout + proc.stderr
 
 
+def _pidfile(tmp_path, name, pid):
+    path = tmp_path / f"{name}.pid"
+    path.write_text(f"{pid}")
+    return (str(path), name)
+
+
+def test_stale_pid_files_are_those_of_gone_or_other_processes(tmp_path):
+    # The CI failure this exists for: containerd.pid of a killed session
+    # held a pid that a kernel thread had taken since; dockerd waited for it.
+    fake = tmp_path / "containerd"          # a live process named containerd
+    shutil.copy(shutil.which("sleep"), fake)
+    live = subprocess.Popen([str(fake), "30"])
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    try:
+        files = [_pidfile(tmp_path, "containerd", live.pid),
+                 (_pidfile(tmp_path, "reused", os.getpid())[0], "containerd"),   # pid of another program
+                 (_pidfile(tmp_path, "dead", gone.pid)[0], "dockerd"),
+                 (_pidfile(tmp_path, "junk", "not a pid")[0], "dockerd"),
+                 (str(tmp_path / "absent.pid"), "dockerd")]
+        stale = docker_run.stale_pidfiles(files)
+    finally:
+        live.kill()
+        live.wait()
+    assert stale == [files[1][0], files[2][0], files[3][0]]
+
+
+def test_an_engine_that_exits_is_a_clear_error_with_its_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    stale = _pidfile(tmp_path, "containerd", os.getpid())
+    fake = tmp_path / "dockerd"
+    fake.write_text("#!/bin/sh\necho 'failed to start containerd: timeout waiting for containerd to start'\n"
+                    "exit 1\n")
+    fake.chmod(0o755)
+    lines = []
+    with pytest.raises(SyclforgeError) as e:
+        docker_run.start_engine(command=[str(fake)], log_path=str(tmp_path / "d.log"), timeout=30,
+                                pidfiles=[stale], log=lines.append)
+    assert "exited with status 1" in str(e.value) and "timeout waiting for containerd" in str(e.value)
+    assert str(tmp_path / "d.log") in str(e.value)
+    assert not Path(stale[0]).exists() and any("stale pid file" in line for line in lines)
+
+
+def test_an_engine_that_never_answers_times_out_with_its_log(tmp_path, monkeypatch):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    fake = tmp_path / "dockerd"
+    fake.write_text("#!/bin/sh\necho starting up\nexec sleep 60\n")
+    fake.chmod(0o755)
+    with pytest.raises(SyclforgeError) as e:
+        docker_run.start_engine(command=[str(fake)], log_path=str(tmp_path / "d.log"), timeout=2,
+                                pidfiles=[], log=lambda m: None)
+    assert "did not answer within 2 s" in str(e.value) and "starting up" in str(e.value)
+
+
+def test_engine_command_without_dockerd_names_the_install_step(tmp_path, monkeypatch, capsys):
+    def no_engine():
+        raise SyclforgeError("no Docker engine answers at unix:///var/run/docker.sock (refused)")
+    monkeypatch.setattr(docker_run, "connect", no_engine)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert docker_run.main(["engine"]) == 2
+    err = capsys.readouterr().err
+    assert "no Docker engine answers" in err and "dockerd is not installed (./install.sh --containers)" in err
+
+
 # --------------------------------------------------------------------------
 # Real: the engine, root and mmdebstrap
 
@@ -405,22 +470,11 @@ def engine():
     _need(shutil.which("mmdebstrap"), "needs mmdebstrap (./install.sh --containers)")
     _need(shutil.which("dockerd") or os.environ.get("DOCKER_HOST"), "needs a Docker engine (./install.sh --containers)")
     try:
-        return docker_run.connect()
-    except SyclforgeError:
-        pass
-    if not os.environ.get("DOCKER_HOST"):
-        # Installed but not running: start it, as .ci/run does.
-        with open("/tmp/dockerd.log", "ab") as log:
-            subprocess.Popen(["dockerd"], stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                             start_new_session=True)
-    deadline = time.time() + 60
-    while True:
-        try:
-            return docker_run.connect()
-        except SyclforgeError as e:
-            if time.time() > deadline:
-                _need(False, f"the Docker engine did not come up: {e}")
-            time.sleep(1)
+        # Installed but not running: started here, as a user would with
+        # `python -m syclforge.containers.docker_run engine`.
+        return docker_run.start_engine()
+    except SyclforgeError as e:
+        _need(False, f"the Docker engine did not come up: {e}")
 
 
 def test_gpu_targets_are_skipped_with_a_reason(engine, capsys):

@@ -16,6 +16,7 @@ Also a command line (the CI workflow and the tests use it):
     python -m syclforge.containers.docker_run render FAMILY [--out DIR]
     python -m syclforge.containers.docker_run run TARGET[,TARGET...] [--strict]
     python -m syclforge.containers.docker_run merge DIR...
+    python -m syclforge.containers.docker_run engine     # start dockerd if none answers
 
 No SCons import; the Docker SDK is imported only when an engine is needed.
 """
@@ -27,6 +28,7 @@ import json
 import os
 import re
 import shutil
+import subprocess
 import sys
 import tarfile
 import time
@@ -70,6 +72,80 @@ def connect():
             f"no Docker engine answers at {host} ({_short(e)}); install one "
             "(apt-get install docker.io) and start it (dockerd), or set DOCKER_HOST") from None
     return client
+
+
+# The pid files dockerd and its containerd leave when they are killed
+# (a reboot, a session's processes ended) survive in /var/run where it is
+# not a tmpfs. A later dockerd trusts a file whose pid is alive, even when
+# the pid now belongs to another process, then waits for a containerd that
+# is not there and exits ("timeout waiting for containerd to start").
+PIDFILES = (("/var/run/docker.pid", "dockerd"),
+            ("/var/run/docker/containerd/containerd.pid", "containerd"))
+
+
+def stale_pidfiles(pidfiles=PIDFILES, proc="/proc"):
+    """The pid files among `pidfiles` ((path, process name) pairs) whose
+    pid is not a live process of that name."""
+    stale = []
+    for path, name in pidfiles:
+        try:
+            pid = int(Path(path).read_text().strip())
+        except FileNotFoundError:
+            continue
+        except (ValueError, OSError):
+            stale.append(path)
+            continue
+        try:
+            comm = Path(proc, str(pid), "comm").read_text().strip()
+        except OSError:
+            comm = None
+        if comm != name:
+            stale.append(path)
+    return stale
+
+
+def _log_tail(path, lines=15):
+    try:
+        text = Path(path).read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join("    " + line[:300] for line in text[-lines:])
+
+
+def start_engine(command=None, log_path="/tmp/dockerd.log", timeout=120, pidfiles=PIDFILES, log=log_line):
+    """connect(), starting the engine first where none answers: `command`
+    (dockerd unless DOCKER_HOST names another engine) after removing stale
+    pid files; its output goes to log_path. SyclforgeError with the log's
+    last lines when it exits or does not answer within `timeout` s."""
+    try:
+        return connect()
+    except SyclforgeError as e:
+        first = e
+    if command is None:
+        if os.environ.get("DOCKER_HOST"):
+            raise first     # another host's engine: not ours to start
+        if not shutil.which("dockerd"):
+            raise SyclforgeError(f"{first}; dockerd is not installed (./install.sh --containers)") from None
+        command = ["dockerd"]
+    for path in stale_pidfiles(pidfiles):
+        log(f"removing the stale pid file {path} (its process is gone)")
+        os.unlink(path)
+    log(f"starting the Docker engine ({' '.join(command)}; its log: {log_path})")
+    with open(log_path, "ab") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.time() + timeout
+    while True:
+        try:
+            return connect()
+        except SyclforgeError as e:
+            if proc.poll() is not None:
+                raise SyclforgeError(f"the Docker engine ({command[0]}) exited with status {proc.returncode} "
+                                     f"before it answered; the end of {log_path}:\n{_log_tail(log_path)}") from None
+            if time.time() > deadline:
+                raise SyclforgeError(f"the Docker engine ({command[0]}) did not answer within {timeout} s "
+                                     f"({e}); the end of {log_path}:\n{_log_tail(log_path)}") from None
+            time.sleep(1)
 
 
 def _engine_errors():
@@ -376,8 +452,14 @@ def main(argv=None):
     p.add_argument("--strict", action="store_true")
     p = sub.add_parser("merge", help="merge report directories into the host's report")
     p.add_argument("dirs", nargs="+")
+    sub.add_parser("engine", help="start the Docker engine (dockerd) unless one answers; "
+                                  "stale pid files of a killed one are removed first")
     a = ap.parse_args(argv)
     try:
+        if a.cmd == "engine":
+            info = start_engine().version()
+            print(f"Docker engine {info.get('Version', '?')} answers")
+            return 0
         if a.cmd == "run":
             targets = config.load_targets(os.path.join(top, "targets.yaml"))
             return scons_main(top, config.select_targets(targets, a.targets), strict=a.strict)
