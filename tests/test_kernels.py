@@ -7,6 +7,7 @@ image, forced by id. Output buffers are poisoned with NaN before each op, so
 an element an op forgets to write (a tile's tail) cannot pass as a stale
 right answer. Shapes are chosen off tile sizes (1, 7, 33, 65, 129, 300).
 """
+import ctypes
 import os
 import re
 import sys
@@ -198,6 +199,76 @@ def test_gemv_nan_inf_propagate(rt, rng):
     assert np.isnan(y[5]) and y[9] == -np.inf and np.isfinite(np.delete(y, [5, 9])).all()
 
 
+@pytest.mark.parametrize("N,K", GEMV_SHAPES + [(288, 768)])
+def test_gemv_add(rt, rng, N, K):
+    x, w, residual = normal(rng, K), normal(rng, N, K, scale=0.1), normal(rng, N, scale=3.0)
+    check("gemv_add", rt.gemv_add(x, w, residual), R.gemv_add(x, w, residual), x=x, w=w, residual=residual)
+
+
+def test_gemv_add_is_the_gemv_and_add_it_replaces(rt, rng):
+    """Decode swaps `gemv; add` for the fused op: the same bits, so the
+    model's tokens cannot move (res + sum rounds as the separate add did)."""
+    x, w, residual = normal(rng, 768), normal(rng, 288, 768, scale=0.1), normal(rng, 288, scale=3.0)
+    np.testing.assert_array_equal(rt.gemv_add(x, w, residual), rt.add(residual, rt.gemv(x, w)))
+
+
+def test_gemv_add_empty_reduction_is_the_residual(rt, rng):
+    residual = normal(rng, 5)
+    np.testing.assert_array_equal(rt.gemv_add(np.zeros(0, np.float32), np.zeros((5, 0), np.float32), residual),
+                                  residual)
+
+
+def test_gemv_add_refuses_overlaps(rt, rng):
+    """In place on the residual is the use (test_gemv_add runs so); y over
+    x or w, or a residual shifted against y, would race: refused."""
+    w, xs, ys = rt.to_device(normal(rng, 16, 16)), rt.to_device(normal(rng, 16)), rt.to_device(normal(rng, 32))
+    try:
+        assert "y overlaps x or w" in error_of(rt.call, "kl_gemv_add", ys, w, ys, ys, 16, 16)
+        assert "y overlaps x or w" in error_of(rt.call, "kl_gemv_add", xs, w, ys, w, 4, 16)
+        shifted = ctypes.c_void_p(ys.ptr + 4)
+        assert "residual overlaps y without being y" in error_of(rt.call, "kl_gemv_add", xs, w, shifted, ys, 16, 16)
+    finally:
+        for b in (w, xs, ys):
+            b.free()
+
+
+@pytest.mark.parametrize("N,K", GEMV_SHAPES + [(480, 288), (32000, 64)])
+def test_rmsnorm_gemv(rt, rng, N, K):
+    x, weight, w = normal(rng, K, scale=2.0), normal(rng, K, loc=1.0, scale=0.2), normal(rng, N, K, scale=0.1)
+    check("rmsnorm_gemv", rt.rmsnorm_gemv(x, weight, w, 1e-5), R.rmsnorm_gemv(x, weight, w, 1e-5), x=x,
+          weight=weight, w=w, eps=1e-5)
+
+
+@pytest.mark.parametrize("magnitude", [3e-3, 1e15])
+def test_rmsnorm_gemv_magnitudes(rt, rng, magnitude):
+    """Near eps (eps inside the square root matters) and large (no overflow)."""
+    x, weight, w = normal(rng, 300, scale=magnitude), normal(rng, 300, loc=1.0, scale=0.2), normal(rng, 33, 300)
+    check("rmsnorm_gemv", rt.rmsnorm_gemv(x, weight, w, 1e-5), R.rmsnorm_gemv(x, weight, w, 1e-5), x=x,
+          weight=weight, w=w, eps=1e-5)
+
+
+def test_rmsnorm_gemv_is_the_norm_and_gemv_it_replaces(rt, rng):
+    """Decode swaps `rmsnorm; gemv` for the fused op: on the CPU images the
+    same bits (rms_inv sums over the same lanes as kl_rmsnorm), so the
+    model's tokens cannot move."""
+    for K, N in ((288, 480), (768, 2304), (1029, 33)):
+        x, weight, w = normal(rng, K, scale=2.0), normal(rng, K, loc=1.0, scale=0.2), normal(rng, N, K, scale=0.1)
+        np.testing.assert_array_equal(rt.rmsnorm_gemv(x, weight, w, 1e-5),
+                                      rt.gemv(rt.rmsnorm(x[None, :], weight, 1e-5)[0], w))
+
+
+def test_rmsnorm_gemv_empty_and_bad_arguments(rt, rng):
+    np.testing.assert_array_equal(rt.rmsnorm_gemv(np.zeros(0, np.float32), np.zeros(0, np.float32),
+                                                  np.zeros((5, 0), np.float32)), np.zeros(5, np.float32))
+    assert "eps" in error_of(rt.rmsnorm_gemv, normal(rng, 8), normal(rng, 8), normal(rng, 4, 8), -1.0)
+    buf, w = rt.to_device(normal(rng, 64)), rt.to_device(normal(rng, 16, 16))
+    try:
+        msg = error_of(rt.call, "kl_rmsnorm_gemv", buf, buf, w, buf, 16, 16, 1e-5)
+        assert "y overlaps x, norm_weight or w" in msg, msg
+    finally:
+        buf.free(), w.free()
+
+
 # ---------------------------------------------------------------- norms
 
 NORM_SHAPES = [(1, 1), (7, 33), (3, 65), (2, 129), (5, 300), (1, 4096), (65, 7)]
@@ -386,6 +457,56 @@ def test_rope_odd_head_dim_is_an_error(rt):
 @pytest.mark.parametrize("shape", [(0, 2, 8), (3, 0, 8), (3, 2, 0)])
 def test_rope_empty(rt, shape):
     assert rt.rope(np.zeros(shape, np.float32), 3, 10000.0).shape == shape
+
+
+@pytest.mark.parametrize("tokens,n_heads,n_kv,head_dim,pos0,theta", [
+    (1, 6, 2, 48, 126, 10000.0), (1, 12, 4, 64, 1000, 10000.0), (3, 4, 4, 8, 0, 10000.0),
+    (7, 3, 1, 30, 5, 500000.0), (1, 2, 1, 2, 70000, 10000.0)])
+def test_rope_qkv(rt, rng, tokens, n_heads, n_kv, head_dim, pos0, theta):
+    qkv = normal(rng, tokens, n_heads + 2 * n_kv, head_dim)
+    check("rope_qkv", rt.rope_qkv(qkv, n_kv, pos0, theta), R.rope_qkv(qkv, n_kv, pos0, theta), qkv=qkv,
+          n_kv_heads=n_kv, pos0=pos0, theta=theta)
+
+
+def test_rope_qkv_is_the_rope_and_copies_it_replaces(rt, rng):
+    """Decode swaps `rope; copy k; copy v` for the fused op: the same bits
+    (the same rotation of the same values), so the tokens cannot move."""
+    n_heads, n_kv, hd, pos = 6, 2, 48, 126
+    qkv = normal(rng, 1, n_heads + 2 * n_kv, hd)
+    separate = rt.rope(qkv[:, :n_heads + n_kv], pos, 10000.0)
+    np.testing.assert_array_equal(rt.rope_qkv(qkv, n_kv, pos, 10000.0),
+                                  np.concatenate([separate, qkv[:, n_heads + n_kv:]], axis=1))
+
+
+def test_rope_qkv_leaves_k_and_v_of_qkv_and_other_cache_rows(rt, rng):
+    n_heads, n_kv, hd, pos, max_seq = 4, 2, 16, 3, 8
+    qkv = normal(rng, 2, n_heads + 2 * n_kv, hd)
+    cache = normal(rng, max_seq, n_kv, hd)
+    bufs = [rt.to_device(qkv), rt.to_device(cache), rt.to_device(cache)]
+    try:
+        rt.call("kl_rope_qkv", *bufs, 2, n_heads, n_kv, hd, pos, max_seq, 10000.0)
+        rt.wait()
+        q_out, k, v = (rt.to_host(b) for b in bufs)
+    finally:
+        for b in bufs:
+            b.free()
+    np.testing.assert_array_equal(q_out[:, n_heads:], qkv[:, n_heads:])       # k and v of qkv untouched
+    others = [r for r in range(max_seq) if r not in (pos, pos + 1)]
+    np.testing.assert_array_equal(k[others], cache[others])
+    np.testing.assert_array_equal(v[others], cache[others])
+    np.testing.assert_array_equal(v[[pos, pos + 1]], qkv[:, n_heads + n_kv:])
+
+
+def test_rope_qkv_bad_arguments_are_errors(rt):
+    qkv, cache = rt.to_device(np.zeros((1, 8, 8), np.float32)), rt.to_device(np.zeros((4, 2, 8), np.float32))
+    try:
+        msg = error_of(rt.call, "kl_rope_qkv", qkv, cache, cache, 1, 4, 2, 8, 4, 4, 10000.0)
+        assert "exceeds the cache's max_seq = 4" in msg, msg
+        msg = error_of(rt.call, "kl_rope_qkv", qkv, cache, cache, 1, 4, 2, 8, 0, 4, -1.0)
+        assert "theta" in msg, msg
+        assert "head_dim" in error_of(rt.call, "kl_rope_qkv", qkv, cache, cache, 1, 5, 2, 7, 0, 4, 10000.0)
+    finally:
+        qkv.free(), cache.free()
 
 
 # ---------------------------------------------------------------- activations
@@ -780,7 +901,7 @@ def test_binding_matches_the_header():
     import ctypes
     kinds = {"size_t": ctypes.c_size_t, "float": ctypes.c_float, "int": ctypes.c_int}
     protos = _header_prototypes()
-    assert len(protos) == 17, sorted(protos)
+    assert len(protos) == 20, sorted(protos)
     assert set(protos) == set(OPS)
     for name, types in protos.items():
         want = [ctypes.c_void_p if t.endswith("*") else kinds[t] for t in types]

@@ -128,6 +128,16 @@ KL_KERNEL(2) kl_rope(usm<float> x, usm<const float> freq, ul heads, ul head_dim,
     ops::rope_token(x + t * heads * head_dim, heads, head_dim, i, float(pos0 + t), freq[i], freq[half + i], f);
 }
 
+KL_KERNEL(2) kl_rope_qkv(usm<float> qkv, usm<float> k_cache, usm<float> v_cache, usm<const float> freq, ul n_heads,
+                         ul n_kv_heads, ul head_dim, ul pos0, ops::Faults f) {
+  auto it = item<2>();
+  size_t t = it.get_global_id(0), i = it.get_global_id(1), half = head_dim / 2, kv = n_kv_heads * head_dim;
+  if (i < half)
+    ops::rope_qkv_token(qkv + t * (n_heads * head_dim + 2 * kv), k_cache + (pos0 + t) * kv,
+                        v_cache + (pos0 + t) * kv, n_heads, n_kv_heads, head_dim, i, float(pos0 + t), freq[i],
+                        freq[half + i], f);
+}
+
 // ---- attention: one work-group per (token, query head) --------------------
 KL_KERNEL(1) kl_attention(usm<const float> q, usm<const float> k_cache, usm<const float> v_cache, usm<float> out,
                           ul n_heads,
@@ -161,6 +171,19 @@ KL_KERNEL(2) kl_gemm_mid(usm<const float> x, usm<const float> w, usm<float> y, u
 KL_KERNEL(2) kl_gemv(usm<const float> x, usm<const float> w, usm<float> y, ul N, ul K, ops::Faults f) {
   auto it = item<2>();
   ops::gemm_rows<ops::Gemv>(it, x, w, y, 1, N, K, local_floats<ops::Gemv::LOCAL>(it), f);
+}
+KL_KERNEL(2) kl_gemv_add(usm<const float> x, usm<const float> w, usm<const float> res, usm<float> y, ul N, ul K,
+                         ops::Faults f) {
+  auto it = item<2>();
+  ops::gemm_rows<ops::Gemv>(it, x, w, y, 1, N, K, local_floats<ops::Gemv::LOCAL>(it), f, res);
+}
+KL_KERNEL(2) kl_rmsnorm_gemv(usm<const float> x, usm<const float> norm_w, usm<const float> w, usm<float> y, ul N,
+                             ul K, float eps, ops::Faults f) {
+  auto it = item<2>();
+  float *scratch = local_floats<ops::Gemv::LOCAL>(it);
+  if (ops::has(f, ops::fault::ROWS_NORM_NO_WEIGHT))
+    ops::gemm_rows<ops::Gemv, ops::NORM_UNWEIGHTED>(it, x, w, y, 1, N, K, scratch, f, nullptr, norm_w, eps);
+  else ops::gemm_rows<ops::Gemv, ops::NORM_WEIGHTED>(it, x, w, y, 1, N, K, scratch, f, nullptr, norm_w, eps);
 }
 KL_KERNEL(2) kl_gemm_few(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();

@@ -18,6 +18,8 @@
   X(GEMM_HALF_ACC, "gemm.half_accumulator", "tiled GEMM keeps its accumulators in fp16 between K tiles")       \
   X(ROWS_K_TAIL, "gemv.k_tail_dropped", "GEMV (and few-row GEMM) skips the last k of the short tail")           \
   X(ROWS_HALF_ACC, "gemv.half_accumulator", "GEMV (and few-row GEMM) accumulates in fp16")                     \
+  X(ROWS_RES_PER_LANE, "gemv_add.residual_per_lane", "GEMV+residual starts every lane's sum at the residual")  \
+  X(ROWS_NORM_NO_WEIGHT, "rmsnorm_gemv.weight_dropped", "the fused RMSNorm+GEMV leaves out the norm's weight") \
   X(NORM_EPS, "norm.eps_tenth", "RMSNorm/LayerNorm use eps/10 instead of the eps they are given (host)")       \
   X(NORM_EPS_OUTSIDE, "norm.eps_outside_sqrt", "RMSNorm/LayerNorm divide by sqrt(mean) + eps")                 \
   X(NORM_HALF_ACC, "norm.half_accumulator", "RMSNorm/LayerNorm sum the squares in fp16")                       \
@@ -28,6 +30,7 @@
   X(ROPE_POS, "rope.position_off_by_one", "RoPE rotates token t by position pos0 + t + 1 (host)")              \
   X(ROPE_THETA, "rope.theta_ignored", "RoPE uses theta = 10000 whatever it is given (host)")                   \
   X(ROPE_PAIRS, "rope.adjacent_pairs", "RoPE pairs element 2i with 2i+1 (GPT-J) instead of i with i+d/2")      \
+  X(ROPE_QKV_K_RAW, "rope_qkv.k_unrotated", "the fused RoPE stores k into the cache before rotating it")       \
   X(SILU_APPROX_EXP, "silu.approx_exp", "SiLU (and SwiGLU) use a quadratic 2^f for exp (2.7e-3)")              \
   X(GELU_TANH_APPROX, "gelu_tanh.approx_tanh", "GELU (tanh) forms tanh from the quadratic 2^f (~1.4e-3)")      \
   X(GELU_ERF_APPROX, "gelu_erf.approx_erf", "GELU (erf) uses Abramowitz-Stegun 7.1.27 for erf (4.7e-4)")       \

@@ -8,6 +8,7 @@
 // one broadcast of x per RM rows, feeding RM x RN register accumulators.
 #pragma once
 #include "common.hpp"  // relative: the runtime compiler sees ops/ as a virtual folder
+#include "norm.hpp"
 
 #include <type_traits>
 
@@ -130,9 +131,27 @@ using Gemv = RowTiles<8, 1, 1, 8>;
 using GemmFew = RowTiles<4, 2, 1>;   // a few tokens
 constexpr size_t GEMM_FEW_MAX_M = 16; // up to here GemmFew beats the tiled GEMM (measured)
 
-template <typename T>
-inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w, float *y, size_t M, size_t N,
-                      size_t K, float *scratch, Faults f) {
+// Fused into the product, each one launch fewer in a layer of decode:
+// - y = res + x . w^T where res is given (the residual add after the GEMV;
+//   res may be y itself, each element is read and written by the one
+//   work-item that owns it). res + sum rounds as the separate add did.
+// - NORM: x . w^T of RMSNorm(x rows; norm_w, eps) (the norm before the
+//   GEMV): each work-group forms 1 / rms of its x rows with rms_inv and
+//   normalises x as it loads it, with rms_apply. On CPUs (a sub-group is
+//   the lanes) rms_inv sums as kl_rmsnorm does.
+// Both bit-identical to the separate ops on the CPU images (tests).
+// always_inline: with several kernels calling it (kl_gemv, kl_gemv_add, ...)
+// the CPU compiler kept it out of line and vectorized none across
+// work-items: GEMV ran 4-5x slower (768x288: 21 -> 94 us).
+// (NORM: 0 none, NORM_WEIGHTED, or NORM_UNWEIGHTED: the fault
+// ROWS_NORM_NO_WEIGHT, an instance of its own so that it costs the others
+// nothing.)
+enum RowsNorm { NORM_NONE = 0, NORM_WEIGHTED = 1, NORM_UNWEIGHTED = 2 };
+template <typename T, int NORM = NORM_NONE>
+__attribute__((always_inline)) inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w,
+                                                     float *y, size_t M, size_t N, size_t K, float *scratch,
+                                                     Faults f, const float *res = nullptr,
+                                                     const float *norm_w = nullptr, float eps = 0.f) {
   constexpr int RPW = T::RPW, MB = T::MB, KU = T::KU;
   const Lanes l(it);
   const size_t nb = (N + T::ROWS - 1) / T::ROWS, g = it.get_group(0);
@@ -140,6 +159,17 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
   const float *wr[RPW], *xr[MB];
   for (int j = 0; j < RPW; ++j) wr[j] = w + imin(n0 + j, N - 1) * K; // rows past N or M: clamped, not stored
   for (int i = 0; i < MB; ++i) xr[i] = x + imin(m0 + i, M - 1) * K;
+  const auto sg = it.get_sub_group();
+  const bool lanes_are_sg = sg.get_max_local_range()[0] == l.lanes;
+  float inv[MB];
+  if constexpr (NORM != NORM_NONE)
+    for (int i = 0; i < MB; ++i)
+      inv[i] = lanes_are_sg ? rms_inv(sg, xr[i], K, eps, f) : rms_inv(it.get_group(), xr[i], K, eps, f);
+  auto xin = [&](int i, size_t k) {
+    if constexpr (NORM == NORM_WEIGHTED) return rms_apply(xr[i][k], inv[i], norm_w[k]);
+    else if constexpr (NORM == NORM_UNWEIGHTED) return rms_apply(xr[i][k], inv[i], 1.f);
+    else return xr[i][k];
+  };
   float acc[RPW][MB][KU] = {};
   const size_t step = KU * l.lanes, whole = K - K % step;
   // Two instances of the loop, so that the fault (an fp16 accumulator) costs
@@ -149,7 +179,7 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
       for (int u = 0; u < KU; ++u) {
         const size_t k = b + u * l.lanes + l.lane;
         float xv[MB];
-        for (int i = 0; i < MB; ++i) xv[i] = xr[i][k];
+        for (int i = 0; i < MB; ++i) xv[i] = xin(i, k);
         for (int j = 0; j < RPW; ++j) {
           const float wv = wr[j][k];
           for (int i = 0; i < MB; ++i) {
@@ -164,15 +194,17 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
   const size_t kend = has(f, fault::ROWS_K_TAIL) && whole < K ? K - 1 : K;
   for (size_t k = whole + l.lane; k < kend; k += l.lanes) // short tail
     for (int j = 0; j < RPW; ++j)
-      for (int i = 0; i < MB; ++i) acc[j][i][0] = madd(wr[j][k], xr[i][k], acc[j][i][0]);
+      for (int i = 0; i < MB; ++i) acc[j][i][0] = madd(wr[j][k], xin(i, k), acc[j][i][0]);
   float part[RPW][MB];
   for (int j = 0; j < RPW; ++j)
     for (int i = 0; i < MB; ++i) {
       part[j][i] = 0.f;
       for (int u = 0; u < KU; ++u) part[j][i] += acc[j][i][u];
     }
-  const auto sg = it.get_sub_group();
-  if (sg.get_max_local_range()[0] == l.lanes) {
+  // The fault: the residual as each lane's starting sum, so the lanes' sums
+  // add it `lanes` times.
+  const float res_times = has(f, fault::ROWS_RES_PER_LANE) ? float(l.lanes) : 1.f;
+  if (lanes_are_sg) {
     // A sub-group is one row of lanes (the CPU's vector): sum the lanes in
     // registers, no local memory or barrier. Lane q stores rows r0 + q,
     // r0 + q + lanes, ... (RPW may exceed the lanes: 4 on SSE4.2).
@@ -182,7 +214,10 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
       for (size_t j0 = 0; j0 < size_t(RPW); j0 += l.lanes) {
         float mine = 0.f;
         for (int j = 0; j < RPW; ++j) mine = size_t(j) == j0 + l.lane ? s[j] : mine;
-        if (j0 + l.lane < size_t(RPW) && n0 + j0 + l.lane < N && m0 + i < M) y[(m0 + i) * N + n0 + j0 + l.lane] = mine;
+        if (j0 + l.lane < size_t(RPW) && n0 + j0 + l.lane < N && m0 + i < M) {
+          const size_t idx = (m0 + i) * N + n0 + j0 + l.lane;
+          y[idx] = res ? res_times * res[idx] + mine : mine;
+        }
       }
     }
     return;
@@ -195,7 +230,7 @@ inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w
     for (int i = 0; i < MB; ++i) {
       float s = 0.f;
       for (size_t q = 0; q < l.lanes; ++q) s += scratch[((r0 + j) * MB + i) * l.lanes + q];
-      if (m0 + i < M) y[(m0 + i) * N + n0 + j] = s;
+      if (m0 + i < M) y[(m0 + i) * N + n0 + j] = res ? res_times * res[(m0 + i) * N + n0 + j] + s : s;
     }
 }
 

@@ -743,26 +743,39 @@ def decode_step_ops(rt, cfg, pos, rng):
     top = dev(1, fill=0, dtype=np.int32)
     ids = np.array([65], np.int32)          # host memory, as minillm passes it
     bufs.append(ids)
+    # A build before the fused ops replays the step it served (compare.py's
+    # A/B of the step): the norm then the GEMV; RoPE then two copies; the
+    # GEMV then the add.
+    def project_add(inp, w, n_in):   # x += w . inp
+        if rt.has_op("gemv_add"):
+            return [("gemv_add", (inp, w, x, x, d, n_in))]
+        return [("gemv", (inp, w, o, d, n_in)), ("add", (x, o, x, d))]
+
+    def norm_gemv(norm, w, out, n_out):   # out = w . rmsnorm(x)
+        if rt.has_op("rmsnorm_gemv"):
+            return [("rmsnorm_gemv", (x, norm, w, out, n_out, d, eps))]
+        return [("rmsnorm", (x, norm, h, 1, d, eps)), ("gemv", (h, w, out, n_out, d))]
+
+    def rope_store(qkv, k_cache, v_cache):
+        if rt.has_op("rope_qkv"):
+            return [("rope_qkv", (qkv, k_cache, v_cache, 1, H, KV, hd, pos, S, theta))]
+        return [("rope", (qkv, 1, H + KV, hd, pos, theta)),
+                ("mul", (off(qkv, d), ones, off(k_cache, pos * kv), kv)),
+                ("mul", (off(qkv, d + kv), ones, off(v_cache, pos * kv), kv))]
+
     ops = [("embedding", (embed, ids.ctypes.data, x, 1, d, V))]
     for _ in range(L):
         attn_norm, ffn_norm = dev(d, fill=1.0), dev(d, fill=1.0)
         wqkv, wo, w_gate_up, w_down = dev((d + 2 * kv) * d), dev(d * d), dev(2 * hid * d), dev(d * hid)
         k_cache, v_cache = dev(S * kv), dev(S * kv)
-        ops += [("rmsnorm", (x, attn_norm, h, 1, d, eps)),
-                ("gemv", (h, wqkv, qkv, d + 2 * kv, d)),
-                ("rope", (qkv, 1, H + KV, hd, pos, theta)),
-                ("mul", (off(qkv, d), ones, off(k_cache, pos * kv), kv)),
-                ("mul", (off(qkv, d + kv), ones, off(v_cache, pos * kv), kv)),
+        ops += [*norm_gemv(attn_norm, wqkv, qkv, d + 2 * kv),
+                *rope_store(qkv, k_cache, v_cache),
                 ("attention", (qkv, k_cache, v_cache, att, 1, H, KV, hd, pos, S, 1.0 / math.sqrt(hd))),
-                ("gemv", (att, wo, o, d, d)),
-                ("add", (x, o, x, d)),
-                ("rmsnorm", (x, ffn_norm, h, 1, d, eps)),
-                ("gemv", (h, w_gate_up, gate_up, 2 * hid, d)),
+                *project_add(att, wo, d),
+                *norm_gemv(ffn_norm, w_gate_up, gate_up, 2 * hid),
                 ("swiglu", (gate_up, off(gate_up, hid), act, hid)),
-                ("gemv", (act, w_down, o, d, hid)),
-                ("add", (x, o, x, d))]
-    ops += [("rmsnorm", (x, final_norm, h, 1, d, eps)),
-            ("gemv", (h, lm_head, logits, V, d)),
+                *project_add(act, w_down, hid)]
+    ops += [*norm_gemv(final_norm, lm_head, logits, V),
             ("argmax", (logits, top, 1, V))]
     return ops, bufs
 

@@ -47,6 +47,16 @@ def _gemv(N, K):
     return Case("gemv", f"{N}x{K}", lambda r: {"x": _n(r, K), "w": _n(r, N, K, scale=0.1)})
 
 
+def _gemv_add(N, K):
+    return Case("gemv_add", f"{N}x{K}", lambda r: {"x": _n(r, K), "w": _n(r, N, K, scale=0.1),
+                                                   "residual": _n(r, N, scale=3.0)})
+
+
+def _rmsnorm_gemv(N, K, scale=3.0, tag=""):
+    return Case("rmsnorm_gemv", f"{N}x{K}{tag}", lambda r: {"x": _n(r, K, scale=scale), "weight": _n(r, K),
+                                                           "w": _n(r, N, K, scale=0.1), "eps": 1e-5})
+
+
 def _norm(op, rows, dim, scale=3.0, tag=""):
     def make(r):
         d = {"x": _n(r, rows, dim, scale=scale), "weight": _n(r, dim), "eps": 1e-5}
@@ -67,6 +77,12 @@ def _softmax(rows, cols, causal=False, pos0=0, temperature=1.0, scale=3.0, offse
 def _rope(tokens, heads, head_dim, pos0, theta):
     return Case("rope", f"{tokens}x{heads}x{head_dim}@{pos0} theta={theta:g}",
                 lambda r: {"x": _n(r, tokens, heads, head_dim), "pos0": pos0, "theta": theta})
+
+
+def _rope_qkv(tokens, n_heads, n_kv, head_dim, pos0, theta):
+    return Case("rope_qkv", f"{tokens}x({n_heads}+2x{n_kv})x{head_dim}@{pos0} theta={theta:g}",
+                lambda r: {"qkv": _n(r, tokens, n_heads + 2 * n_kv, head_dim), "n_kv_heads": n_kv, "pos0": pos0,
+                           "theta": theta})
 
 
 def _unary(op, n, scale):
@@ -105,6 +121,9 @@ def _reduce(op, rows, cols, last_is_max=False):
 CASES = [
     _gemm(7, 33, 65), _gemm(129, 65, 300), _gemm(64, 768, 288),
     _gemv(768, 288), _gemv(258, 288), _gemv(301, 1029),
+    _gemv_add(288, 768), _gemv_add(288, 288), _gemv_add(301, 1029),
+    _rmsnorm_gemv(480, 288), _rmsnorm_gemv(258, 288), _rmsnorm_gemv(301, 1029),
+    _rmsnorm_gemv(77, 288, scale=3e-3, tag=" |x|~3e-3"),
     _norm("rmsnorm", 1, 288), _norm("rmsnorm", 7, 300), _norm("rmsnorm", 33, 1029),
     _norm("layernorm", 1, 288), _norm("layernorm", 7, 300), _norm("layernorm", 33, 1029),
     # rows whose mean square is near eps: the eps itself is then measured
@@ -114,6 +133,7 @@ CASES = [
     # large logits with a spread of a few units: not one-hot, and the max must be subtracted
     _softmax(5, 300, offset=1e4, tag=" x~1e4+N(0,3)"),
     _rope(7, 6, 48, 0, 10000.0), _rope(1, 6, 48, 200, 10000.0), _rope(33, 4, 64, 5, 500000.0),
+    _rope_qkv(1, 6, 2, 48, 200, 10000.0), _rope_qkv(1, 12, 4, 64, 1000, 10000.0), _rope_qkv(5, 4, 4, 30, 3, 500000.0),
     *(_unary(op, n, 4.0) for op in ("silu", "gelu_tanh", "gelu_erf") for n in (1, 1000, 65537)),
     *(_binary(op, n) for op in ("swiglu", "add", "mul") for n in (7, 65537)),
     _embedding(258, 288, 17), _embedding(1000, 65, 300),

@@ -7,6 +7,12 @@ drift. For a kernel change, keep the old build and measure both:
     (edit, then .venv/bin/scons -Q target=cpu-x86)
     .venv/bin/python kernels/python/compare.py build/cpu-x86/lib/before.so build/cpu-x86/lib/libsyclforge_kl.so
 
+A whole decode step of minillm (its ops back to back at a model's shapes,
+one kl_wait, as bench.py replays it; each build replays the step it serves,
+so a fused op is judged against the launches it replaced):
+
+    .venv/bin/python kernels/python/compare.py before.so after.so --op decode:models/tiny-fortunes
+
 Keep the copies in build/<target>/lib: a library finds the SYCL runtime
 through its RPATH, relative to where it lies. Times are enqueue + kl_wait
 with inputs on the device (as in bench.py), medians of all runs; the last
@@ -14,6 +20,7 @@ column is each build's time over the first's (< 1: faster). Exit status 2
 on bad arguments or a library that does not load.
 """
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -30,7 +37,14 @@ SHAPES = {"gemv": 2, "softmax": 2, "rmsnorm": 2, "gemm": 3, "add": 1}
 
 
 def parse_op(spec):
-    """'softmax:512x512' -> ('softmax', (512, 512)); ValueError naming the spec."""
+    """'softmax:512x512' -> ('softmax', (512, 512)); 'decode:DIR' -> ('decode',
+    the model's config.json as a dict); ValueError naming the spec."""
+    if spec.startswith("decode:"):
+        path = Path(spec[len("decode:"):]) / "config.json"
+        try:
+            return "decode", json.loads(path.read_text())
+        except (OSError, ValueError) as e:
+            raise ValueError(f"{spec!r}: expected decode:MODEL_DIR with a config.json ({e})") from None
     m = re.fullmatch(r"(\w+):(\d+(?:x\d+)*)", spec)
     if not m or m.group(1) not in SHAPES:
         raise ValueError(f"{spec!r}: expected OP:SHAPE with OP one of {', '.join(SHAPES)} (e.g. softmax:512x512)")
@@ -44,6 +58,14 @@ def call_for(rt, op, dims, rng):
     """bench.device_op for op at dims, inputs already on the device."""
     def data(*shape):
         return rt.to_device(rng.standard_normal(shape).astype(np.float32))
+    if op == "decode":                     # dims: the model's config
+        steps, _ = bench.decode_step_ops(rt, dims, min(126, dims["max_position_embeddings"] - 1), rng)
+
+        def step():
+            for name, args in steps:
+                rt.call(name, *args)
+            rt.wait()
+        return step
     if op == "gemv":                       # K -> N: x[K], w[N, K]
         k, n = dims
         args = ("kl_gemv", data(k), data(n, k), rt.empty(n), n, k)
@@ -97,7 +119,9 @@ def main(argv=None):
         sides = {name: call_for(rt, op, dims, rng) for name, rt in zip(names, runtimes)}
         got = bench.rounds(sides, max(args.rounds, 1), quiet_s=0.05, min_s=0.05)
         times = [got[n][0] for n in names]
-        rows.append([f"{op} {'x'.join(map(str, dims))}"] +
+        label = f"decode step, {dims['num_hidden_layers']} layers x {dims['hidden_size']}" if op == "decode" \
+            else f"{op} {'x'.join(map(str, dims))}"
+        rows.append([label] +
                     [f"{t * 1e3:.3f}" if t else "-" for t in times] +
                     [" ".join(f"{t / times[0]:.2f}" if t and times[0] else "-" for t in times[1:])])
     head = ["op"] + [f"{n} ms" for n in names] + ["time / first"]

@@ -11,7 +11,7 @@ what these return.
 """
 import numpy as np
 
-__all__ = ["gemm", "gemv", "rmsnorm", "layernorm", "softmax", "rope_inv_freq", "rope", "silu",
+__all__ = ["gemm", "gemv", "gemv_add", "rmsnorm_gemv", "rmsnorm", "layernorm", "softmax", "rope_inv_freq", "rope", "rope_qkv", "silu",
            "gelu_tanh", "gelu_erf", "swiglu", "add", "mul", "embedding", "attention_probs",
            "attention", "sum", "max", "argmax", "erf"]
 
@@ -42,12 +42,22 @@ def gemv(x, w):
     return _matmul_nt(x[None, :], w)[0]
 
 
+def gemv_add(x, w, residual):
+    """y[N] = residual[N] + w[N,K] . x[K]."""
+    return _f64(residual) + gemv(x, w)
+
+
 def rmsnorm(x, weight, eps):
     """Per row of x[rows, dim]: x / sqrt(mean(x^2) + eps) * weight."""
     x, weight = _f64(x), _f64(weight)
     with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         ms = np.mean(x * x, axis=-1, keepdims=True) if x.shape[-1] else np.zeros(x.shape[:-1] + (1,))
         return x / np.sqrt(ms + float(np.float32(eps))) * weight
+
+
+def rmsnorm_gemv(x, weight, w, eps):
+    """y[N] = w[N,K] . rmsnorm(x[K]; weight, eps)."""
+    return gemv(rmsnorm(_f64(x)[None, :], weight, eps)[0], w)
 
 
 def layernorm(x, weight, bias, eps):
@@ -119,6 +129,14 @@ def rope(x, pos0, theta):
     rot = np.concatenate([-x[..., half:], x[..., :half]], axis=-1)
     with np.errstate(invalid="ignore", over="ignore"):
         return x * np.cos(ang) + rot * np.sin(ang)
+
+
+def rope_qkv(qkv, n_kv_heads, pos0, theta):
+    """qkv[tokens, n_heads + 2 n_kv_heads, head_dim] -> [rope(q) | rope(k) | v]."""
+    qkv = _f64(qkv)
+    kv = int(n_kv_heads)
+    n_heads = qkv.shape[1] - 2 * kv
+    return np.concatenate([rope(qkv[:, :n_heads + kv], pos0, theta), qkv[:, n_heads + kv:]], axis=1)
 
 
 def _sigmoid(x):

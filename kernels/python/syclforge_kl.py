@@ -38,10 +38,13 @@ _P, _S, _F, _I = ctypes.c_void_p, ctypes.c_size_t, ctypes.c_float, ctypes.c_int
 OPS = {
     "kl_gemm": (_P, _P, _P, _S, _S, _S),
     "kl_gemv": (_P, _P, _P, _S, _S),
+    "kl_gemv_add": (_P, _P, _P, _P, _S, _S),
+    "kl_rmsnorm_gemv": (_P, _P, _P, _P, _S, _S, _F),
     "kl_rmsnorm": (_P, _P, _P, _S, _S, _F),
     "kl_layernorm": (_P, _P, _P, _P, _S, _S, _F),
     "kl_softmax": (_P, _P, _S, _S, _I, _S, _F),
     "kl_rope": (_P, _S, _S, _S, _S, _F),
+    "kl_rope_qkv": (_P, _P, _P, _S, _S, _S, _S, _S, _S, _F),
     "kl_silu": (_P, _P, _S),
     "kl_gelu_tanh": (_P, _P, _S),
     "kl_gelu_erf": (_P, _P, _S),
@@ -329,6 +332,30 @@ class Runtime:
         N, K = w.shape
         return self._run("kl_gemv", [x, w], (N,), N, K)
 
+    def gemv_add(self, x, w, residual):
+        """y[N] = residual[N] + w[N,K] . x[K] (in place on the residual's device copy)."""
+        x, w, residual = _f32(x, "x", 1), _f32(w, "w", 2), _f32(residual, "residual", 1)
+        if w.shape[1] != x.shape[0] or residual.shape[0] != w.shape[0]:
+            raise ValueError(f"gemv_add: w is {w.shape}, x has {x.shape[0]} elements, residual {residual.shape[0]}")
+        N, K = w.shape
+        bufs = [self.to_device(a) for a in (x, w, residual)]
+        try:
+            self.call("kl_gemv_add", *bufs, bufs[2], N, K)
+            self.wait()
+            return self.to_host(bufs[2])
+        finally:
+            for b in bufs:
+                b.free()
+
+    def rmsnorm_gemv(self, x, weight, w, eps=1e-5):
+        """y[N] = w[N,K] . rmsnorm(x[K]; weight, eps)."""
+        x, weight, w = _f32(x, "x", 1), _f32(weight, "weight", 1), _f32(w, "w", 2)
+        if w.shape[1] != x.shape[0] or weight.shape[0] != x.shape[0]:
+            raise ValueError(f"rmsnorm_gemv: w is {w.shape}, x has {x.shape[0]} elements, weight "
+                             f"{weight.shape[0]}")
+        N, K = w.shape
+        return self._run("kl_rmsnorm_gemv", [x, weight, w], (N,), N, K, float(eps))
+
     def rmsnorm(self, x, weight, eps=1e-5):
         """Per row (last axis) of x: x / sqrt(mean(x^2) + eps) * weight."""
         x, weight = _f32(x, "x"), _f32(weight, "weight", 1)
@@ -358,6 +385,30 @@ class Runtime:
         x = _f32(x, "x", 3)
         tokens, heads, head_dim = x.shape
         return self._run("kl_rope", [x], None, tokens, heads, head_dim, int(pos0), float(theta), inplace=0)
+
+    def rope_qkv(self, qkv, n_kv_heads, pos0=0, theta=10000.0):
+        """kl_rope_qkv on qkv[tokens, n_heads + 2 n_kv_heads, head_dim]: returns
+        [q rotated | k rotated | v] as read back from qkv (q) and from the
+        cache rows pos0.. (k, v). The caches start as NaN, so rows the op
+        failed to write come back NaN."""
+        qkv = _f32(qkv, "qkv", 3)
+        tokens, heads, head_dim = qkv.shape
+        n_heads = heads - 2 * int(n_kv_heads)
+        if n_heads < 0:
+            raise ValueError(f"rope_qkv: {heads} heads cannot hold 2 x {n_kv_heads} kv heads")
+        max_seq = int(pos0) + tokens + 1          # a row past the stored ones stays NaN
+        nan = np.full((max_seq, int(n_kv_heads), head_dim), np.nan, np.float32)
+        bufs = [self.to_device(qkv), self.to_device(nan), self.to_device(nan)]
+        try:
+            self.call("kl_rope_qkv", *bufs, tokens, n_heads, int(n_kv_heads), head_dim, int(pos0), max_seq,
+                      float(theta))
+            self.wait()
+            q_out, k, v = (self.to_host(b) for b in bufs)
+        finally:
+            for b in bufs:
+                b.free()
+        rows = slice(int(pos0), int(pos0) + tokens)
+        return np.concatenate([q_out[:, :n_heads], k[rows], v[rows]], axis=1)
 
     def _unary(self, name, x):
         x = _f32(x, "x")

@@ -181,10 +181,17 @@ def variables(op, ref, inputs):
         x, w = _f64(g["x"]), _f64(g["w"])
         sizes.update(M=x.shape[0], N=w.shape[0], K=x.shape[1])
         arrays["dot_abs"] = _dot_abs(x, w)
-    elif op == "gemv":
+    elif op in ("gemv", "gemv_add"):
         x, w = _f64(g["x"]), _f64(g["w"])
         sizes.update(N=w.shape[0], K=x.shape[0])
         arrays["dot_abs"] = _dot_abs(x[None, :], w)[0]
+    elif op == "rmsnorm_gemv":
+        x, w = _f64(g["x"]), _f64(g["w"])
+        sizes.update(N=w.shape[0], K=x.shape[0])
+        h = _reference().rmsnorm(_finite0(x)[None, :], g["weight"], g.get("eps", 0.0))[0]
+        arrays["dot_abs"] = _dot_abs(h[None, :], w)[0]     # sum_k |w_nk| |rmsnorm(x)_k|
+        for name in ("x", "weight", "w"):
+            arrays.pop(name, None)
     elif op in ("rmsnorm", "layernorm"):
         x = _f64(g["x"])
         sizes.update(rows=x.shape[0], dim=x.shape[-1])
@@ -209,8 +216,8 @@ def variables(op, ref, inputs):
             seen = np.ones((rows, cols), bool)
         m = np.max(np.where(seen, z, -np.inf), axis=1, keepdims=True) if cols else np.zeros((rows, 1))
         arrays.update(z=z, m=np.where(np.isfinite(m), m, 0.0))
-    elif op == "rope":
-        x = _f64(g["x"])
+    elif op in ("rope", "rope_qkv"):
+        x = _f64(g["x"] if op == "rope" else g["qkv"])
         tokens, heads, head_dim = x.shape
         sizes.update(tokens=tokens, heads=heads, head_dim=head_dim, theta=float(np.float32(g["theta"])))
         half = head_dim // 2
@@ -221,6 +228,11 @@ def variables(op, ref, inputs):
         arrays["angle"] = np.concatenate([ang, ang], axis=-1)[:, None, :]
         arrays["x"] = _finite0(x)
         arrays["x_partner"] = _finite0(arrays["x_partner"])
+        if op == "rope_qkv":    # the v heads are copied: no partner, no angle
+            v = slice(heads - int(g["n_kv_heads"]), heads)
+            arrays["angle"] = np.repeat(arrays["angle"], heads, axis=1)
+            arrays["angle"][:, v], arrays["x_partner"][:, v] = 0.0, 0.0
+            arrays.pop("qkv", None)
     elif op in ("silu", "gelu_tanh", "gelu_erf"):
         sizes.update(n=np.size(g["x"]))
         arrays["x"] = _finite0(g["x"])

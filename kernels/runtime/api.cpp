@@ -90,6 +90,42 @@ void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_
   else rt.impl().launch().gemv(rt, x, w, y, N, K);
 }
 
+void gemv_add(Runtime &rt, const float *x, const float *w, const float *residual, float *y, size_t N, size_t K) {
+  const char *op = "gemv_add";
+  tensor(rt, op, x, "x", K, "K");
+  tensor(rt, op, w, "w", product(op, {N, K}), "N*K");
+  tensor(rt, op, residual, "residual", N, "N");
+  tensor(rt, op, y, "y", N, "N");
+  // y is written while x and w are read (residual may be y itself)
+  auto overlaps = [&](const float *a, size_t na) { return a < y + N && y < a + na; };
+  if (N && K && (overlaps(x, K) || overlaps(w, N * K))) fail(op, "y overlaps x or w (only residual may be y)");
+  if (N && residual != y && overlaps(residual, N)) fail(op, "residual overlaps y without being y");
+  if (!N) return;
+  if (!K) { // an empty sum: y = residual
+    if (y != residual) rt.queue().memcpy(y, residual, N * sizeof(float));
+  } else rt.impl().launch().gemv_add(rt, x, w, residual, y, N, K);
+}
+
+void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_weight, const float *w, float *y, size_t N,
+                  size_t K, float eps) {
+  const char *op = "rmsnorm_gemv";
+  tensor(rt, op, x, "x", K, "K");
+  tensor(rt, op, norm_weight, "norm_weight", K, "K");
+  tensor(rt, op, w, "w", product(op, {N, K}), "N*K");
+  tensor(rt, op, y, "y", N, "N");
+  check_eps(op, eps);
+  if (!N) return;
+  if (!K) {
+    rt.queue().memset(y, 0, N * sizeof(float)); // an empty sum
+    return;
+  }
+  auto overlaps = [&](const float *a, size_t na) { return a < y + N && y < a + na; };
+  if (overlaps(x, K) || overlaps(norm_weight, K) || overlaps(w, N * K))
+    fail(op, "y overlaps x, norm_weight or w (every work-group reads all of x)");
+  if (fault(rt, ops::fault::NORM_EPS)) eps /= 10;
+  rt.impl().launch().rmsnorm_gemv(rt, x, norm_weight, w, y, N, K, eps);
+}
+
 void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps) {
   const char *op = "rmsnorm";
   size_t n = product(op, {rows, dim});
@@ -138,6 +174,28 @@ void rope(Runtime &rt, float *x, size_t tokens, size_t heads, size_t head_dim, s
   if (fault(rt, ops::fault::ROPE_POS)) pos0 += 1;
   if (fault(rt, ops::fault::ROPE_THETA)) theta = 10000.f;
   rt.impl().launch().rope(rt, x, rt.impl().rope_table(theta, head_dim), tokens, heads, head_dim, pos0);
+}
+
+void rope_qkv(Runtime &rt, float *qkv, float *k_cache, float *v_cache, size_t tokens, size_t n_heads,
+              size_t n_kv_heads, size_t head_dim, size_t pos0, size_t max_seq, float theta) {
+  const char *op = "rope_qkv";
+  if (head_dim % 2) fail(op, "head_dim must be even, got " + std::to_string(head_dim));
+  if (!(theta > 0.f) || std::isinf(theta)) fail(op, "theta must be finite and > 0, got " + num(theta));
+  if (pos0 + tokens < pos0 || pos0 + tokens > max_seq)
+    fail(op, "pos0 + tokens = " + std::to_string(pos0) + " + " + std::to_string(tokens) +
+                 " exceeds the cache's max_seq = " + std::to_string(max_seq));
+  if (pos0 + tokens > (size_t(1) << 24))
+    fail(op, "positions must stay below 2^24 (exact in fp32), pos0 + tokens = " + std::to_string(pos0 + tokens));
+  size_t n = product(op, {tokens, product(op, {n_heads, head_dim}) + product(op, {2 * n_kv_heads, head_dim})});
+  size_t cache = n && n_kv_heads ? product(op, {pos0 + tokens, n_kv_heads, head_dim}) : 0;
+  tensor(rt, op, qkv, "qkv", n, "tokens*(n_heads+2*n_kv_heads)*head_dim");
+  tensor(rt, op, k_cache, "k_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
+  tensor(rt, op, v_cache, "v_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
+  if (!n || !head_dim) return;
+  if (fault(rt, ops::fault::ROPE_POS) && pos0 + tokens < max_seq) pos0 += 1; // never past the cache
+  if (fault(rt, ops::fault::ROPE_THETA)) theta = 10000.f;
+  rt.impl().launch().rope_qkv(rt, qkv, k_cache, v_cache, rt.impl().rope_table(theta, head_dim), tokens, n_heads,
+                              n_kv_heads, head_dim, pos0);
 }
 
 void silu(Runtime &rt, const float *x, float *y, size_t n) {

@@ -147,6 +147,13 @@ int kl_gemm(kl_runtime *rt, const float *x, const float *w, float *y, size_t M, 
 int kl_gemv(kl_runtime *rt, const float *x, const float *w, float *y, size_t N, size_t K) {
   return guard("kl_gemv", [&] { kl::gemv(runtime(rt), x, w, y, N, K); }, true);
 }
+int kl_gemv_add(kl_runtime *rt, const float *x, const float *w, const float *residual, float *y, size_t N, size_t K) {
+  return guard("kl_gemv_add", [&] { kl::gemv_add(runtime(rt), x, w, residual, y, N, K); }, true);
+}
+int kl_rmsnorm_gemv(kl_runtime *rt, const float *x, const float *norm_weight, const float *w, float *y, size_t N,
+                    size_t K, float eps) {
+  return guard("kl_rmsnorm_gemv", [&] { kl::rmsnorm_gemv(runtime(rt), x, norm_weight, w, y, N, K, eps); }, true);
+}
 int kl_rmsnorm(kl_runtime *rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps) {
   return guard("kl_rmsnorm", [&] { kl::rmsnorm(runtime(rt), x, weight, y, rows, dim, eps); }, true);
 }
@@ -157,6 +164,12 @@ int kl_layernorm(kl_runtime *rt, const float *x, const float *weight, const floa
 int kl_softmax(kl_runtime *rt, const float *x, float *y, size_t rows, size_t cols, int causal, size_t pos0,
                float temperature) {
   return guard("kl_softmax", [&] { kl::softmax(runtime(rt), x, y, rows, cols, causal != 0, pos0, temperature); }, true);
+}
+int kl_rope_qkv(kl_runtime *rt, float *qkv, float *k_cache, float *v_cache, size_t tokens, size_t n_heads,
+                size_t n_kv_heads, size_t head_dim, size_t pos0, size_t max_seq, float theta) {
+  return guard("kl_rope_qkv", [&] {
+    kl::rope_qkv(runtime(rt), qkv, k_cache, v_cache, tokens, n_heads, n_kv_heads, head_dim, pos0, max_seq, theta);
+  }, true);
 }
 int kl_rope(kl_runtime *rt, float *x, size_t tokens, size_t heads, size_t head_dim, size_t pos0, float theta) {
   return guard("kl_rope", [&] { kl::rope(runtime(rt), x, tokens, heads, head_dim, pos0, theta); }, true);

@@ -38,10 +38,16 @@ void embedding(Runtime &rt, const float *table, const int32_t *ids, float *y, si
 // freq: Runtime::Impl::rope_table
 void rope(Runtime &rt, float *x, const float *freq, size_t tokens, size_t heads, size_t head_dim,
                  size_t pos0);
+// qkv[tokens, n_heads + 2 n_kv_heads, head_dim]; the caches' rows from pos0
+void rope_qkv(Runtime &rt, float *qkv, float *k_cache, float *v_cache, const float *freq, size_t tokens,
+              size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0);
 void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out,
                       size_t tokens, size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0, float scale);
 void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
 void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_t K);
+void gemv_add(Runtime &rt, const float *x, const float *w, const float *res, float *y, size_t N, size_t K);
+void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_w, const float *w, float *y, size_t N, size_t K,
+                  float eps);
 // GEMM for M <= ops::GEMM_MID_MAX_M
 void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
 // GEMM for M <= ops::GEMM_FEW_MAX_M
@@ -50,7 +56,9 @@ void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
 // Every op above, once: the table's members.
 #define KL_LAUNCH_OPS(X)                                                                                           \
   X(saxpy) X(silu) X(gelu_tanh) X(gelu_erf) X(swiglu) X(add) X(mul) X(rmsnorm) X(layernorm) X(softmax) X(row_sum)  \
-  X(row_max) X(row_argmax) X(embedding) X(rope) X(attention) X(gemm) X(gemv) X(gemm_mid) X(gemm_few)
+  X(row_max) X(row_argmax) X(embedding) X(rope) X(rope_qkv) X(attention) X(gemm) X(gemv) X(gemv_add)  \
+  X(rmsnorm_gemv) \
+  X(gemm_mid) X(gemm_few)
 
 #define KL_LAUNCH_TYPE(op) using op##_fn = decltype(&op);
 KL_LAUNCH_OPS(KL_LAUNCH_TYPE)

@@ -82,6 +82,13 @@ void rope(Runtime &rt, float *x, const float *freq, size_t tokens, size_t heads,
                              (ul)head_dim, (ul)pos0);
 }
 
+void rope_qkv(Runtime &rt, float *qkv, float *k_cache, float *v_cache, const float *freq, size_t tokens,
+              size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0) {
+  const size_t RL = lanes(rt);
+  rt.impl().launch<2>("kl_rope_qkv", r2{tokens, up(head_dim / 2, RL)}, r2{1, RL}, qkv, k_cache, v_cache, freq,
+                      (ul)n_heads, (ul)n_kv_heads, (ul)head_dim, (ul)pos0);
+}
+
 void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out,
                       size_t tokens, size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0, float scale) {
   const size_t L = lanes(rt); // a work-group per row: ops::attention_row shares local memory across it
@@ -107,19 +114,25 @@ void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
 }
 
 // ops::gemm_rows: work-groups of GROUPS x lanes(rt), one per (x rows, w rows) block
-template <typename T> void rows_product(const char *name, Runtime &rt, size_t M, size_t N, const float *x,
-                                        const float *w, float *y, ul K, bool with_m) {
+// (args: the kernel's own after the pointers)
+template <typename T, typename... Args>
+void rows_product(const char *name, Runtime &rt, size_t M, size_t N, const Args &...args) {
   const size_t groups = up(M, T::MB) / T::MB * (up(N, T::ROWS) / T::ROWS);
   const size_t L = lanes(rt); // the image's vector width (gemm.hpp: RowTiles)
-  const r2 global{groups * T::GROUPS, L}, local{size_t(T::GROUPS), L};
-  if (with_m) rt.impl().launch<2>(name, global, local, x, w, y, (ul)M, (ul)N, K);
-  else rt.impl().launch<2>(name, global, local, x, w, y, (ul)N, K);
+  rt.impl().launch<2>(name, r2{groups * T::GROUPS, L}, r2{size_t(T::GROUPS), L}, args...);
 }
 void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_t K) {
-  rows_product<ops::Gemv>("kl_gemv", rt, 1, N, x, w, y, K, false);
+  rows_product<ops::Gemv>("kl_gemv", rt, 1, N, x, w, y, (ul)N, (ul)K);
+}
+void gemv_add(Runtime &rt, const float *x, const float *w, const float *res, float *y, size_t N, size_t K) {
+  rows_product<ops::Gemv>("kl_gemv_add", rt, 1, N, x, w, res, y, (ul)N, (ul)K);
+}
+void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_w, const float *w, float *y, size_t N, size_t K,
+                  float eps) {
+  rows_product<ops::Gemv>("kl_rmsnorm_gemv", rt, 1, N, x, norm_w, w, y, (ul)N, (ul)K, eps);
 }
 void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
-  rows_product<ops::GemmFew>("kl_gemm_few", rt, M, N, x, w, y, K, true);
+  rows_product<ops::GemmFew>("kl_gemm_few", rt, M, N, x, w, y, (ul)M, (ul)N, (ul)K);
 }
 
 } // namespace kl::launch

@@ -145,6 +145,20 @@ void rope(Runtime &rt, float *x, const float *freq, size_t tokens, size_t heads,
   });
 }
 
+void rope_qkv(Runtime &rt, float *qkv, float *k_cache, float *v_cache, const float *freq, size_t tokens,
+              size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0) {
+  const ops::Faults f = rt.impl().faults;
+  const size_t half = head_dim / 2, kv = n_kv_heads * head_dim;
+  sycl::nd_range<2> range(sycl::range<2>(tokens, up(half, RL)), sycl::range<2>(1, RL));
+  queue_of(rt).parallel_for(range, [=](sycl::nd_item<2> it) {
+    size_t t = it.get_global_id(0), i = it.get_global_id(1);
+    if (i < half)
+      ops::rope_qkv_token(qkv + t * (n_heads * head_dim + 2 * kv), k_cache + (pos0 + t) * kv,
+                          v_cache + (pos0 + t) * kv, n_heads, n_kv_heads, head_dim, i, float(pos0 + t), freq[i],
+                          freq[half + i], f);
+  });
+}
+
 // ---- attention: one work-group per (token, query head) ----------------------
 void attention(Runtime &rt, const float *q, const float *k_cache, const float *v_cache, float *out,
                       size_t tokens, size_t n_heads, size_t n_kv_heads, size_t head_dim, size_t pos0, float scale) {
@@ -185,21 +199,31 @@ void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
 }
 
 // ops::gemm_rows: work-groups of GROUPS x LANES, one per (x rows, w rows) block
-template <typename T> void rows_product(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N,
-                                        size_t K) {
+template <typename T, int NORM = ops::NORM_NONE>
+void rows_product(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K,
+                  const float *res = nullptr, const float *norm_w = nullptr, float eps = 0.f) {
   const ops::Faults f = rt.impl().faults;
   const size_t groups = up(M, T::MB) / T::MB * (up(N, T::ROWS) / T::ROWS);
   sycl::nd_range<2> range(sycl::range<2>(groups * T::GROUPS, T::LANES), sycl::range<2>(T::GROUPS, T::LANES));
   queue_of(rt).submit([&](sycl::handler &cgh) {
     sycl::local_accessor<float, 1> scratch(sycl::range<1>(T::LOCAL), cgh);
     cgh.parallel_for(range, [=](sycl::nd_item<2> it) {
-      ops::gemm_rows<T>(it, x, w, y, M, N, K, &scratch[0], f);
+      ops::gemm_rows<T, NORM>(it, x, w, y, M, N, K, &scratch[0], f, res, norm_w, eps);
     });
   });
 }
 void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_t K) {
   const ops::Faults f = rt.impl().faults;
   rows_product<ops::Gemv>(rt, x, w, y, 1, N, K);
+}
+void gemv_add(Runtime &rt, const float *x, const float *w, const float *res, float *y, size_t N, size_t K) {
+  rows_product<ops::Gemv>(rt, x, w, y, 1, N, K, res);
+}
+void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_w, const float *w, float *y, size_t N, size_t K,
+                  float eps) {
+  if (ops::has(rt.impl().faults, ops::fault::ROWS_NORM_NO_WEIGHT))
+    rows_product<ops::Gemv, ops::NORM_UNWEIGHTED>(rt, x, w, y, 1, N, K, nullptr, norm_w, eps);
+  else rows_product<ops::Gemv, ops::NORM_WEIGHTED>(rt, x, w, y, 1, N, K, nullptr, norm_w, eps);
 }
 void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
   const ops::Faults f = rt.impl().faults;

@@ -276,7 +276,7 @@ struct State {
   const Weights &w;
   int64_t hd, kv_dim, max_tokens;
   Buffer x, h, q, att, o, gate, up, act, logits, probs;
-  Buffer qkv, gate_up, ones; // one token: [q | k | v], [gate | up]; ones for exact copies
+  Buffer qkv, gate_up; // one token: [q | k | v], [gate | up]
   std::vector<Buffer> k_cache, v_cache; // [max_seq, n_kv_heads, head_dim] per layer
   Buffer argmax_out;
 
@@ -285,13 +285,11 @@ struct State {
         x(max_tokens * cfg.dim), h(max_tokens * cfg.dim), q(max_tokens * cfg.dim), att(max_tokens * cfg.dim),
         o(max_tokens * cfg.dim), gate(max_tokens * cfg.hidden), up(max_tokens * cfg.hidden),
         act(max_tokens * cfg.hidden), logits(cfg.vocab), probs(cfg.vocab), qkv(cfg.dim + 2 * kv_dim),
-        gate_up(2 * cfg.hidden), ones(kv_dim), argmax_out(1) {
+        gate_up(2 * cfg.hidden), argmax_out(1) {
     for (int64_t l = 0; l < c.n_layers; ++l) {
       k_cache.emplace_back(c.max_seq * kv_dim);
       v_cache.emplace_back(c.max_seq * kv_dim);
     }
-    std::vector<float> one(kv_dim, 1.0f);
-    check(kl_to_device(g_rt, ones.p, one.data(), one.size() * sizeof(float)), "upload");
   }
 
   // y[T, out] = x[T, in] . W^T; one token takes the decode kernel.
@@ -300,21 +298,33 @@ struct State {
     else check(kl_gemm(g_rt, in, W, out, T, n_out, n_in), "gemm");
   }
 
+  // x += in . W^T: one token's projection and its residual add in one
+  // launch (kl_gemv_add: the same bits as the two).
+  void linear_add(const float *in, const float *W, int64_t T, int64_t n_out, int64_t n_in) {
+    if (T == 1) check(kl_gemv_add(g_rt, in, W, x.p, x.p, n_out, n_in), "gemv_add");
+    else {
+      linear(in, W, o.p, T, n_out, n_in);
+      check(kl_add(g_rt, x.p, o.p, x.p, T * n_out), "add");
+    }
+  }
+
   // Kernel launches dominate a token of a small model, so one token takes
-  // fewer of them: q, k and v in one GEMV over the stacked weights, RoPE on q
-  // and k at once, then k and v copied (times 1, exact) into the cache; gate
-  // and up in one GEMV. Several tokens: K and V straight into the cache rows.
+  // fewer of them: q, k and v in one GEMV over the stacked weights, then one
+  // launch rotates q and k and stores k and v in the cache (kl_rope_qkv);
+  // gate and up in one GEMV; each RMSNorm inside the GEMV after it, each
+  // residual add inside the GEMV before it (all bit-identical to the
+  // separate ops). Several tokens: K and V straight into the cache rows.
   void attention(const Weights::Layer &L, int64_t l, int64_t T, int64_t pos0) {
-    check(kl_rmsnorm(g_rt, x.p, L.attn_norm.p, h.p, T, c.dim, float(c.eps)), "rmsnorm");
     float *k = k_cache[l].p + pos0 * kv_dim, *v = v_cache[l].p + pos0 * kv_dim;
     const float *qp = q.p;
     if (T == 1) {
-      linear(h.p, L.wqkv.p, qkv.p, 1, c.dim + 2 * kv_dim, c.dim);
-      check(kl_rope(g_rt, qkv.p, 1, c.n_heads + c.n_kv_heads, hd, pos0, float(c.theta)), "rope");
-      check(kl_mul(g_rt, qkv.p + c.dim, ones.p, k, kv_dim), "copy");
-      check(kl_mul(g_rt, qkv.p + c.dim + kv_dim, ones.p, v, kv_dim), "copy");
+      check(kl_rmsnorm_gemv(g_rt, x.p, L.attn_norm.p, L.wqkv.p, qkv.p, c.dim + 2 * kv_dim, c.dim, float(c.eps)),
+            "rmsnorm_gemv");
+      check(kl_rope_qkv(g_rt, qkv.p, k_cache[l].p, v_cache[l].p, 1, c.n_heads, c.n_kv_heads, hd, pos0, c.max_seq,
+                        float(c.theta)), "rope_qkv");
       qp = qkv.p;
     } else {
+      check(kl_rmsnorm(g_rt, x.p, L.attn_norm.p, h.p, T, c.dim, float(c.eps)), "rmsnorm");
       linear(h.p, L.wq, q.p, T, c.dim, c.dim);
       linear(h.p, L.wk, k, T, kv_dim, c.dim);
       linear(h.p, L.wv, v, T, kv_dim, c.dim);
@@ -323,22 +333,21 @@ struct State {
     }
     check(kl_attention(g_rt, qp, k_cache[l].p, v_cache[l].p, att.p, T, c.n_heads, c.n_kv_heads, hd, pos0,
                        c.max_seq, float(1.0 / std::sqrt(double(hd)))), "attention");
-    linear(att.p, L.wo.p, o.p, T, c.dim, c.dim);
-    check(kl_add(g_rt, x.p, o.p, x.p, T * c.dim), "add");
+    linear_add(att.p, L.wo.p, T, c.dim, c.dim);
   }
 
   void feed_forward(const Weights::Layer &L, int64_t T) {
-    check(kl_rmsnorm(g_rt, x.p, L.ffn_norm.p, h.p, T, c.dim, float(c.eps)), "rmsnorm");
     if (T == 1) {
-      linear(h.p, L.w_gate_up.p, gate_up.p, 1, 2 * c.hidden, c.dim);
+      check(kl_rmsnorm_gemv(g_rt, x.p, L.ffn_norm.p, L.w_gate_up.p, gate_up.p, 2 * c.hidden, c.dim, float(c.eps)),
+            "rmsnorm_gemv");
       check(kl_swiglu(g_rt, gate_up.p, gate_up.p + c.hidden, act.p, c.hidden), "swiglu");
     } else {
+      check(kl_rmsnorm(g_rt, x.p, L.ffn_norm.p, h.p, T, c.dim, float(c.eps)), "rmsnorm");
       linear(h.p, L.w_gate, gate.p, T, c.hidden, c.dim);
       linear(h.p, L.w_up, up.p, T, c.hidden, c.dim);
       check(kl_swiglu(g_rt, gate.p, up.p, act.p, T * c.hidden), "swiglu");
     }
-    linear(act.p, L.w_down.p, o.p, T, c.dim, c.hidden);
-    check(kl_add(g_rt, x.p, o.p, x.p, T * c.dim), "add");
+    linear_add(act.p, L.w_down.p, T, c.dim, c.hidden);
   }
 
   // Runs tokens at positions pos0.. and leaves the last token's logits.
@@ -350,8 +359,8 @@ struct State {
       feed_forward(w.layers[l], T);
     }
     const float *last = x.p + (T - 1) * c.dim;
-    check(kl_rmsnorm(g_rt, last, w.final_norm.p, h.p, 1, c.dim, float(c.eps)), "rmsnorm");
-    linear(h.p, (c.tied ? w.embed : w.lm_head).p, logits.p, 1, c.vocab, c.dim);
+    check(kl_rmsnorm_gemv(g_rt, last, w.final_norm.p, (c.tied ? w.embed : w.lm_head).p, logits.p, c.vocab, c.dim,
+                          float(c.eps)), "rmsnorm_gemv");
   }
 };
 

@@ -74,6 +74,11 @@ void saxpy(Runtime &rt, float a, const float *x, float *y, size_t n); // y = a x
 void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
 // y[N] = w[N,K] . x[K]
 void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_t K);
+// y[N] = residual[N] + w[N,K] . x[K]; residual may be y (in place)
+void gemv_add(Runtime &rt, const float *x, const float *w, const float *residual, float *y, size_t N, size_t K);
+// y[N] = w[N,K] . rmsnorm(x[K]; norm_weight, eps)
+void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_weight, const float *w, float *y, size_t N,
+                  size_t K, float eps);
 
 void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps);
 void layernorm(Runtime &rt, const float *x, const float *weight, const float *bias, float *y, size_t rows,
@@ -82,6 +87,9 @@ void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, bo
              float temperature);
 // positions pos0 + t must stay below 2^24 (exact in fp32)
 void rope(Runtime &rt, float *x, size_t tokens, size_t heads, size_t head_dim, size_t pos0, float theta);
+// RoPE of q in place, k rotated and v copied into the caches' rows pos0.. (kl_c.h: kl_rope_qkv)
+void rope_qkv(Runtime &rt, float *qkv, float *k_cache, float *v_cache, size_t tokens, size_t n_heads,
+              size_t n_kv_heads, size_t head_dim, size_t pos0, size_t max_seq, float theta);
 
 void silu(Runtime &rt, const float *x, float *y, size_t n);
 void gelu_tanh(Runtime &rt, const float *x, float *y, size_t n);

@@ -47,6 +47,15 @@ int kl_wait(kl_runtime *rt);
 int kl_gemm(kl_runtime *rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
 /* y[N] = w[N,K] . x[K]  (one-token decode) */
 int kl_gemv(kl_runtime *rt, const float *x, const float *w, float *y, size_t N, size_t K);
+/* y[N] = residual[N] + w[N,K] . x[K]  (decode's projection and the residual add
+   after it, in one launch; residual may be y, x and w must not overlap y) */
+int kl_gemv_add(kl_runtime *rt, const float *x, const float *w, const float *residual, float *y, size_t N,
+                size_t K);
+/* y[N] = w[N,K] . rmsnorm(x[K]; norm_weight[K], eps)  (decode's norm and the
+   GEMV after it, in one launch; kl_rmsnorm's result, not stored; y must not
+   overlap the inputs) */
+int kl_rmsnorm_gemv(kl_runtime *rt, const float *x, const float *norm_weight, const float *w, float *y, size_t N,
+                    size_t K, float eps);
 
 /* per row of x[rows, dim]: y = x / sqrt(mean(x^2) + eps) * weight */
 int kl_rmsnorm(kl_runtime *rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps);
@@ -65,6 +74,13 @@ int kl_softmax(kl_runtime *rt, const float *x, float *y, size_t rows, size_t col
  * x = x * cos(pos*inv_freq) + rotate_half(x) * sin(pos*inv_freq),
  * rotate_half(x) = concat(-x[half:], x[:half]). */
 int kl_rope(kl_runtime *rt, float *x, size_t tokens, size_t heads, size_t head_dim, size_t pos0, float theta);
+/* Decode's RoPE and KV-cache store in one launch. qkv[tokens, n_heads +
+ * 2 n_kv_heads, head_dim] (q | k | v heads, as one stacked projection):
+ * q is rotated in place (kl_rope's rotation); k rotated and v copied into
+ * rows pos0 .. pos0 + tokens - 1 of k_cache, v_cache[max_seq, n_kv_heads,
+ * head_dim]; qkv's k and v parts stay unchanged. */
+int kl_rope_qkv(kl_runtime *rt, float *qkv, float *k_cache, float *v_cache, size_t tokens, size_t n_heads,
+                size_t n_kv_heads, size_t head_dim, size_t pos0, size_t max_seq, float theta);
 
 int kl_silu(kl_runtime *rt, const float *x, float *y, size_t n);       /* x * sigmoid(x) */
 int kl_gelu_tanh(kl_runtime *rt, const float *x, float *y, size_t n);  /* tanh approximation */
