@@ -104,6 +104,34 @@ double check_gemv(kl::Runtime &rt) {
   return w;
 }
 
+// decode's fused ops (kl_c.h): GEMV + residual, RMSNorm + GEMV
+double check_gemv_add(kl::Runtime &rt) {
+  const size_t N = 301, K = 333;
+  auto hx = random_vector(K, 21), hw = random_vector(N * K, 22), hr = random_vector(N, 23);
+  Usm<float> x(rt.queue(), hx), wt(rt.queue(), hw), y(rt.queue(), hr); // in place on the residual
+  kl::gemv_add(rt, x.p, wt.p, y.p, y.p, N, K);
+  rt.wait();
+  auto want = matmul_nt(hx, hw, 1, N, K);
+  for (size_t n = 0; n < N; ++n) want[n] += hr[n];
+  return worst(y.p, want);
+}
+
+double check_rmsnorm_gemv(kl::Runtime &rt) {
+  const size_t N = 301, K = 333;
+  const float eps = 1e-5f;
+  auto hx = random_vector(K, 24), hg = random_vector(K, 25), hw = random_vector(N * K, 26);
+  Usm<float> x(rt.queue(), hx), g(rt.queue(), hg), wt(rt.queue(), hw), y(rt.queue(), N);
+  kl::rmsnorm_gemv(rt, x.p, g.p, wt.p, y.p, N, K, eps);
+  rt.wait();
+  double ss = 0;
+  for (float v : hx) ss += double(v) * v;
+  const double inv = 1 / std::sqrt(ss / K + eps);
+  std::vector<double> want(N, 0.0);
+  for (size_t n = 0; n < N; ++n)
+    for (size_t k = 0; k < K; ++k) want[n] += double(hw[n * K + k]) * (hx[k] * inv * hg[k]);
+  return worst(y.p, want);
+}
+
 double check_rmsnorm(kl::Runtime &rt) {
   const size_t rows = 5, dim = 300;
   const float eps = 1e-5f;
@@ -181,6 +209,31 @@ double check_rope(kl::Runtime &rt) {
         kl::ops::rope_pair(v[i], v[i + half], std::cos(a), std::sin(a));
       }
   return worst(x.p, want);
+}
+
+// RoPE of q and k, v copied: rows pos0.. of the caches against double
+double check_rope_qkv(kl::Runtime &rt) {
+  const size_t tokens = 2, n_heads = 4, n_kv = 2, head_dim = 64, pos0 = 1000, max_seq = 1003;
+  const size_t width = (n_heads + 2 * n_kv) * head_dim, kv = n_kv * head_dim, half = head_dim / 2;
+  auto hx = random_vector(tokens * width, 27);
+  Usm<float> qkv(rt.queue(), hx), kc(rt.queue(), max_seq * kv), vc(rt.queue(), max_seq * kv);
+  kl::rope_qkv(rt, qkv.p, kc.p, vc.p, tokens, n_heads, n_kv, head_dim, pos0, max_seq, 10000.f);
+  rt.wait();
+  std::vector<double> want(hx.begin(), hx.end());
+  std::vector<float> got(tokens * width);
+  for (size_t t = 0; t < tokens; ++t) {
+    for (size_t h = 0; h < n_heads + n_kv; ++h)
+      for (size_t i = 0; i < half; ++i) {
+        double a = double(pos0 + t) * std::pow(10000.0, -2.0 * i / head_dim);
+        double *v = &want[t * width + h * head_dim];
+        kl::ops::rope_pair(v[i], v[i + half], std::cos(a), std::sin(a));
+      }
+    // what the op leaves: q in qkv, k and v in the caches' row pos0 + t
+    std::copy(qkv.p + t * width, qkv.p + t * width + n_heads * head_dim, got.begin() + t * width);
+    std::copy(kc.p + (pos0 + t) * kv, kc.p + (pos0 + t + 1) * kv, got.begin() + t * width + n_heads * head_dim);
+    std::copy(vc.p + (pos0 + t) * kv, vc.p + (pos0 + t + 1) * kv, got.begin() + t * width + n_heads * head_dim + kv);
+  }
+  return worst(got.data(), want);
 }
 
 // One element-wise op against the same formula evaluated in double.
@@ -332,10 +385,13 @@ int main(int argc, char **argv) {
         {"saxpy", 1e-6, check_saxpy},
         {"gemm", 3e-5, check_gemm}, // fp32 sums of up to 300 products: K * eps
         {"gemv", 1e-5, check_gemv},
+        {"gemv_add", 1e-5, check_gemv_add},
+        {"rmsnorm_gemv", 2e-5, check_rmsnorm_gemv},
         {"rmsnorm", 1e-5, check_rmsnorm},
         {"layernorm", 1e-5, check_layernorm},
         {"softmax", 1e-5, check_softmax},
         {"rope", 1e-5, check_rope},
+        {"rope_qkv", 1e-5, check_rope_qkv},
         {"silu", 1e-5, [](Runtime &rt) { return check_unary(rt, kl::silu, ops::silu<double>); }},
         {"gelu_tanh", 1e-5, [](Runtime &rt) { return check_unary(rt, kl::gelu_tanh, ops::gelu_tanh<double>); }},
         {"gelu_erf", 1e-5, [](Runtime &rt) { return check_unary(rt, kl::gelu_erf, ops::gelu_erf<double>); }},
@@ -354,7 +410,7 @@ int main(int argc, char **argv) {
       double err = c.run(rt);
       bool ok = err <= c.tolerance;
       failed += !ok;
-      std::printf("  %-10s %s  max rel err %.3g (tolerance %.3g)\n", c.name, ok ? "PASS" : "FAIL", err, c.tolerance);
+      std::printf("  %-12s %s  max rel err %.3g (tolerance %.3g)\n", c.name, ok ? "PASS" : "FAIL", err, c.tolerance);
     }
     std::printf("%zu passed, %d failed\n", checks.size() - failed, failed);
     return failed ? 1 : 0;

@@ -139,7 +139,8 @@ constexpr size_t GEMM_FEW_MAX_M = 16; // up to here GemmFew beats the tiled GEMM
 //   GEMV): each work-group forms 1 / rms of its x rows with rms_inv and
 //   normalises x as it loads it, with rms_apply. On CPUs (a sub-group is
 //   the lanes) rms_inv sums as kl_rmsnorm does.
-// Both bit-identical to the separate ops on the CPU images (tests).
+// Both bit-identical to the separate ops where a sub-group is the lanes
+// (oneapi-pip's images; tests). Elsewhere rms_inv sums over the work-group.
 // always_inline: with several kernels calling it (kl_gemv, kl_gemv_add, ...)
 // the CPU compiler kept it out of line and vectorized none across
 // work-items: GEMV ran 4-5x slower (768x288: 21 -> 94 us).
