@@ -52,6 +52,27 @@ def test_random_model_loads_in_minillm_and_the_reference_alike(tmp_path):
     assert out["tokens"] == want.tokens and out["peak_rss_kb"] > 0
 
 
+# ---- models/ab.py: two minillm builds alternating
+
+def test_ab_alternates_two_builds_and_compares_their_tokens(tmp_path):
+    scons("target=cpu-x86")
+    exe = REPO / "build" / "cpu-x86" / "bin" / "minillm"
+    model = REPO / "models" / "tiny-fortunes"
+    proc = run([sys.executable, REPO / "models" / "ab.py", exe, exe, model, "--runs", "2", "-n", "4"])
+    assert proc.returncode == 0, proc.stderr
+    assert "medians of 2 alternating runs each" in proc.stdout and "same tokens: yes" in proc.stdout
+    # runs alternate: A B, then B A
+    assert [line.split()[3].rstrip(":") for line in proc.stderr.splitlines() if line.startswith("ab: run")] == \
+        ["A", "B", "B", "A"]
+    # a build that fails is an error naming it, no traceback
+    bad = tmp_path / "minillm"
+    bad.write_text("#!/bin/sh\necho 'cannot start the SYCL runtime' >&2\nexit 1\n")
+    bad.chmod(0o755)
+    proc = run([sys.executable, REPO / "models" / "ab.py", exe, bad, model, "--runs", "1", "-n", "4"])
+    assert proc.returncode == 2 and "cannot start the SYCL runtime" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
 # ---- llama.cpp: threads, and its Python loop's overhead taken out
 
 def test_llama_cpp_gets_the_devices_compute_units_as_threads():
