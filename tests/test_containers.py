@@ -401,19 +401,27 @@ def test_stale_pid_files_are_those_of_gone_or_other_processes(tmp_path):
     fake = tmp_path / "containerd"          # a live process named containerd
     shutil.copy(shutil.which("sleep"), fake)
     live = subprocess.Popen([str(fake), "30"])
+    zombie = subprocess.Popen([str(fake), "30"])
+    zombie.kill()                           # killed, not reaped yet: still in /proc, state Z
     gone = subprocess.Popen(["true"])
     gone.wait()
     try:
+        deadline = time.time() + 10
+        while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.time() < deadline, "the killed process did not become a zombie"
+            time.sleep(0.05)
         files = [_pidfile(tmp_path, "containerd", live.pid),
                  (_pidfile(tmp_path, "reused", os.getpid())[0], "containerd"),   # pid of another program
                  (_pidfile(tmp_path, "dead", gone.pid)[0], "dockerd"),
                  (_pidfile(tmp_path, "junk", "not a pid")[0], "dockerd"),
-                 (str(tmp_path / "absent.pid"), "dockerd")]
+                 (str(tmp_path / "absent.pid"), "dockerd"),
+                 (_pidfile(tmp_path, "zombie", zombie.pid)[0], "containerd")]
         stale = docker_run.stale_pidfiles(files)
     finally:
         live.kill()
         live.wait()
-    assert stale == [files[1][0], files[2][0], files[3][0]]
+        zombie.wait()
+    assert stale == [files[1][0], files[2][0], files[3][0], files[5][0]]
 
 
 def test_an_engine_that_exits_is_a_clear_error_with_its_log(tmp_path, monkeypatch):

@@ -85,7 +85,8 @@ PIDFILES = (("/var/run/docker.pid", "dockerd"),
 
 def stale_pidfiles(pidfiles=PIDFILES, proc="/proc"):
     """The pid files among `pidfiles` ((path, process name) pairs) whose
-    pid is not a live process of that name."""
+    pid is not a live process of that name (a zombie, killed and not yet
+    reaped, is not live: dockerd would still wait for it)."""
     stale = []
     for path, name in pidfiles:
         try:
@@ -97,9 +98,11 @@ def stale_pidfiles(pidfiles=PIDFILES, proc="/proc"):
             continue
         try:
             comm = Path(proc, str(pid), "comm").read_text().strip()
-        except OSError:
-            comm = None
-        if comm != name:
+            # /proc/PID/stat: "pid (comm) state ...", comm may hold spaces
+            state = Path(proc, str(pid), "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            comm, state = None, None
+        if comm != name or state in ("Z", "X"):
             stale.append(path)
     return stale
 
