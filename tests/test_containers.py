@@ -452,7 +452,7 @@ def test_an_engine_that_never_answers_times_out_with_its_log(tmp_path, monkeypat
 
 
 def test_engine_command_without_dockerd_names_the_install_step(tmp_path, monkeypatch, capsys):
-    def no_engine():
+    def no_engine(*_):
         raise SyclforgeError("no Docker engine answers at unix:///var/run/docker.sock (refused)")
     monkeypatch.setattr(docker_run, "connect", no_engine)
     monkeypatch.delenv("DOCKER_HOST", raising=False)

@@ -510,6 +510,8 @@ def test_rope_qkv_bad_arguments_are_errors(rt):
         msg = error_of(rt.call, "kl_rope_qkv", qkv, cache, cache, 1, 4, 2, 8, 0, 4, -1.0)
         assert "theta" in msg, msg
         assert "head_dim" in error_of(rt.call, "kl_rope_qkv", qkv, cache, cache, 1, 5, 2, 7, 0, 4, 10000.0)
+        msg = error_of(rt.call, "kl_rope_qkv", qkv, cache, cache, 1, 4, 2, 8, 0, 4, 10000.0)   # k and v one cache
+        assert "must not overlap" in msg, msg
     finally:
         qkv.free(), cache.free()
 

@@ -186,11 +186,19 @@ void rope_qkv(Runtime &rt, float *qkv, float *k_cache, float *v_cache, size_t to
                  " exceeds the cache's max_seq = " + std::to_string(max_seq));
   if (pos0 + tokens > (size_t(1) << 24))
     fail(op, "positions must stay below 2^24 (exact in fp32), pos0 + tokens = " + std::to_string(pos0 + tokens));
-  size_t n = product(op, {tokens, product(op, {n_heads, head_dim}) + product(op, {2 * n_kv_heads, head_dim})});
+  size_t width; // floats a token of qkv
+  if (__builtin_add_overflow(product(op, {n_heads, head_dim}), product(op, {2, n_kv_heads, head_dim}), &width))
+    fail(op, "sizes overflow size_t");
+  size_t n = product(op, {tokens, width});
   size_t cache = n && n_kv_heads ? product(op, {pos0 + tokens, n_kv_heads, head_dim}) : 0;
   tensor(rt, op, qkv, "qkv", n, "tokens*(n_heads+2*n_kv_heads)*head_dim");
   tensor(rt, op, k_cache, "k_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
   tensor(rt, op, v_cache, "v_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
+  // the caches' rows are written while qkv is read: three separate tensors
+  auto apart = [](const float *a, size_t na, const float *b, size_t nb) { return a + na <= b || b + nb <= a; };
+  if (cache && (!apart(k_cache, cache, v_cache, cache) || !apart(qkv, n, k_cache, cache) ||
+                !apart(qkv, n, v_cache, cache)))
+    fail(op, "qkv, k_cache and v_cache must not overlap");
   if (!n || !head_dim) return;
   if (fault(rt, ops::fault::ROPE_POS) && pos0 + tokens < max_seq) pos0 += 1; // never past the cache
   if (fault(rt, ops::fault::ROPE_THETA)) theta = 10000.f;

@@ -312,8 +312,10 @@ struct State {
   // fewer of them: q, k and v in one GEMV over the stacked weights, then one
   // launch rotates q and k and stores k and v in the cache (kl_rope_qkv);
   // gate and up in one GEMV; each RMSNorm inside the GEMV after it, each
-  // residual add inside the GEMV before it (all bit-identical to the
-  // separate ops). Several tokens: K and V straight into the cache rows.
+  // residual add inside the GEMV before it (bit-identical to the separate
+  // ops on oneapi-pip's images; elsewhere the fused RMSNorm may round
+  // differently, within tolerance). Several tokens: K and V straight into
+  // the cache rows.
   void attention(const Weights::Layer &L, int64_t l, int64_t T, int64_t pos0) {
     float *k = k_cache[l].p + pos0 * kv_dim, *v = v_cache[l].p + pos0 * kv_dim;
     const float *qp = q.p;

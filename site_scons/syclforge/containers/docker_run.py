@@ -56,8 +56,12 @@ def _short(exc):
 # --------------------------------------------------------------------------
 # The engine
 
-def connect():
-    """A docker.DockerClient that answered a ping, or SyclforgeError."""
+CALL_TIMEOUT = 900     # s: an image load or a container run answers late
+
+
+def connect(probe_timeout=CALL_TIMEOUT):
+    """A docker.DockerClient that answered a ping within probe_timeout s,
+    or SyclforgeError; its later calls wait up to CALL_TIMEOUT."""
     try:
         import docker
     except ImportError:
@@ -65,8 +69,9 @@ def connect():
                              ".venv/bin/pip install -r requirements.txt") from None
     host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     try:
-        client = docker.from_env(version="auto", timeout=900)
+        client = docker.from_env(version="auto", timeout=probe_timeout)
         client.ping()
+        client.api.timeout = CALL_TIMEOUT
     except Exception as e:   # DockerException, requests' ConnectionError, socket errors
         raise SyclforgeError(
             f"no Docker engine answers at {host} ({_short(e)}); install one "
@@ -91,10 +96,10 @@ def stale_pidfiles(pidfiles=PIDFILES, proc="/proc"):
     for path, name in pidfiles:
         try:
             pid = int(Path(path).read_text().strip())
-        except FileNotFoundError:
-            continue
-        except (ValueError, OSError):
+        except ValueError:      # junk, or empty: no process to wait for
             stale.append(path)
+            continue
+        except OSError:         # absent, or not ours to read (not root): leave it
             continue
         try:
             comm = Path(proc, str(pid), "comm").read_text().strip()
@@ -115,13 +120,18 @@ def _log_tail(path, lines=15):
     return "\n".join("    " + line[:300] for line in text[-lines:])
 
 
+PROBE_TIMEOUT = 10
+
+
 def start_engine(command=None, log_path="/tmp/dockerd.log", timeout=120, pidfiles=PIDFILES, log=log_line):
     """connect(), starting the engine first where none answers: `command`
     (dockerd unless DOCKER_HOST names another engine) after removing stale
     pid files; its output goes to log_path. SyclforgeError with the log's
-    last lines when it exits or does not answer within `timeout` s."""
+    last lines when it exits or does not answer within `timeout` s (each
+    probe waits PROBE_TIMEOUT s: an engine starting up may hold its socket
+    open without answering yet)."""
     try:
-        return connect()
+        return connect(PROBE_TIMEOUT)
     except SyclforgeError as e:
         first = e
     if command is None:
@@ -132,7 +142,11 @@ def start_engine(command=None, log_path="/tmp/dockerd.log", timeout=120, pidfile
         command = ["dockerd"]
     for path in stale_pidfiles(pidfiles):
         log(f"removing the stale pid file {path} (its process is gone)")
-        os.unlink(path)
+        try:
+            os.unlink(path)
+        except OSError as e:
+            raise SyclforgeError(f"{first}; the stale pid file {path} would stop a new dockerd and cannot be "
+                                 f"removed ({e.strerror}): start the engine as root") from None
     log(f"starting the Docker engine ({' '.join(command)}; its log: {log_path})")
     with open(log_path, "ab") as out:
         proc = subprocess.Popen(command, stdout=out, stderr=out, stdin=subprocess.DEVNULL,
@@ -140,7 +154,7 @@ def start_engine(command=None, log_path="/tmp/dockerd.log", timeout=120, pidfile
     deadline = time.time() + timeout
     while True:
         try:
-            return connect()
+            return connect(PROBE_TIMEOUT)
         except SyclforgeError as e:
             if proc.poll() is not None:
                 raise SyclforgeError(f"the Docker engine ({command[0]}) exited with status {proc.returncode} "
