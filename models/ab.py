@@ -14,23 +14,13 @@ is each loader's choice; SYCLFORGE_IMAGE=avx2 forces it for both. Exit
 status 2 when a build fails to run.
 """
 import argparse
-import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import NEW_TOKENS, PROMPT  # noqa: E402
-
-
-def run(exe, model, prompt, n):
-    cmd = [str(exe), "-m", str(model), "-p", prompt, "-n", str(n), "--temp", "0", "--json", "--warmup"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
-    lines = proc.stdout.strip().splitlines()
-    if proc.returncode != 0 or not lines:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
-    return json.loads(lines[-1])
+from bench import NEW_TOKENS, PROMPT, MinillmError, run_minillm  # noqa: E402
 
 
 def main(argv=None):
@@ -54,11 +44,11 @@ def main(argv=None):
     try:
         for r in range(max(args.runs, 1)):
             for side in ("A", "B") if r % 2 == 0 else ("B", "A"):
-                doc = run(args.a if side == "A" else args.b, args.model, args.prompt, args.n)
+                doc = run_minillm(args.model, args.prompt, args.n, exe=args.a if side == "A" else args.b)
                 got[side].append(doc)
                 texts.setdefault(side, doc["tokens"])
                 print(f"ab: run {r + 1} {side}: {doc['tok_per_s']:.1f} tok/s", file=sys.stderr, flush=True)
-    except (RuntimeError, ValueError, KeyError, subprocess.TimeoutExpired) as e:
+    except (MinillmError, KeyError, subprocess.TimeoutExpired) as e:
         print(f"ab: error: {e}", file=sys.stderr)
         return 2
     med = {s: {k: statistics.median(d[k] for d in docs) for k in ("tok_per_s", "prefill_ms", "launches_per_token")}

@@ -215,11 +215,12 @@ class MinillmError(RuntimeError):
     pass
 
 
-def run_minillm(model_dir, prompt, n):
-    """One minillm process: its JSON, with peak_rss_bytes from the VmHWM it
-    reports (not wait4's ru_maxrss: that also counts this Python process,
-    whose memory the child shares until its exec)."""
-    cmd = [str(MINILLM), "-m", str(model_dir), "-p", prompt, "-n", str(n), "--temp", "0", "--json", "--warmup"]
+def run_minillm(model_dir, prompt, n, exe=None):
+    """One minillm process (exe, default the cpu-x86 build): its JSON, with
+    peak_rss_bytes from the VmHWM it reports (not wait4's ru_maxrss: that
+    also counts this Python process, whose memory the child shares until
+    its exec)."""
+    cmd = [str(exe or MINILLM), "-m", str(model_dir), "-p", prompt, "-n", str(n), "--temp", "0", "--json", "--warmup"]
     proc = subprocess.run(cmd, capture_output=True, timeout=1800)
     if proc.returncode != 0:
         raise MinillmError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr.decode(errors='replace')}")

@@ -47,6 +47,20 @@ void elementwise2(Runtime &rt, const char *op, const char *an, const float *a, c
   tensor(rt, op, y, "y", n, "n");
 }
 
+// [a, a + na) and [b, b + nb) share an element: an op that writes one while
+// other work-items read the other would race.
+bool overlaps(const float *a, size_t na, const float *b, size_t nb) { return na && nb && a < b + nb && b < a + na; }
+
+// RoPE's angle: an even head_dim, a finite theta > 0, positions exact in fp32.
+void check_rope(const char *op, size_t head_dim, float theta) {
+  if (head_dim % 2) fail(op, "head_dim must be even, got " + std::to_string(head_dim));
+  if (!(theta > 0.f) || std::isinf(theta)) fail(op, "theta must be finite and > 0, got " + num(theta));
+}
+void check_positions(const char *op, size_t pos0, size_t tokens) {
+  if (pos0 + tokens < pos0 || pos0 + tokens > (size_t(1) << 24))
+    fail(op, "positions must stay below 2^24 (exact in fp32), pos0 + tokens = " + std::to_string(pos0 + tokens));
+}
+
 void check_eps(const char *op, float eps) {
   if (!(eps >= 0.f)) fail(op, "eps must be >= 0, got " + num(eps));
 }
@@ -97,9 +111,8 @@ void gemv_add(Runtime &rt, const float *x, const float *w, const float *residual
   tensor(rt, op, residual, "residual", N, "N");
   tensor(rt, op, y, "y", N, "N");
   // y is written while x and w are read (residual may be y itself)
-  auto overlaps = [&](const float *a, size_t na) { return a < y + N && y < a + na; };
-  if (N && K && (overlaps(x, K) || overlaps(w, N * K))) fail(op, "y overlaps x or w (only residual may be y)");
-  if (N && residual != y && overlaps(residual, N)) fail(op, "residual overlaps y without being y");
+  if (K && (overlaps(y, N, x, K) || overlaps(y, N, w, N * K))) fail(op, "y overlaps x or w (only residual may be y)");
+  if (residual != y && overlaps(y, N, residual, N)) fail(op, "residual overlaps y without being y");
   if (!N) return;
   if (!K) { // an empty sum: y = residual
     if (y != residual) rt.queue().memcpy(y, residual, N * sizeof(float));
@@ -119,8 +132,7 @@ void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_weight, const f
     rt.queue().memset(y, 0, N * sizeof(float)); // an empty sum
     return;
   }
-  auto overlaps = [&](const float *a, size_t na) { return a < y + N && y < a + na; };
-  if (overlaps(x, K) || overlaps(norm_weight, K) || overlaps(w, N * K))
+  if (overlaps(y, N, x, K) || overlaps(y, N, norm_weight, K) || overlaps(y, N, w, N * K))
     fail(op, "y overlaps x, norm_weight or w (every work-group reads all of x)");
   if (fault(rt, ops::fault::NORM_EPS)) eps /= 10;
   rt.impl().launch().rmsnorm_gemv(rt, x, norm_weight, w, y, N, K, eps);
@@ -164,12 +176,10 @@ void softmax(Runtime &rt, const float *x, float *y, size_t rows, size_t cols, bo
 
 void rope(Runtime &rt, float *x, size_t tokens, size_t heads, size_t head_dim, size_t pos0, float theta) {
   const char *op = "rope";
-  if (head_dim % 2) fail(op, "head_dim must be even, got " + std::to_string(head_dim));
-  if (!(theta > 0.f) || std::isinf(theta)) fail(op, "theta must be finite and > 0, got " + num(theta));
+  check_rope(op, head_dim, theta);
   size_t n = product(op, {tokens, heads, head_dim});
   tensor(rt, op, x, "x", n, "tokens*heads*head_dim");
-  if (pos0 + tokens < pos0 || pos0 + tokens > (size_t(1) << 24))
-    fail(op, "positions must stay below 2^24 (exact in fp32), pos0 + tokens = " + std::to_string(pos0 + tokens));
+  check_positions(op, pos0, tokens);
   if (!n) return;
   if (fault(rt, ops::fault::ROPE_POS)) pos0 += 1;
   if (fault(rt, ops::fault::ROPE_THETA)) theta = 10000.f;
@@ -179,13 +189,11 @@ void rope(Runtime &rt, float *x, size_t tokens, size_t heads, size_t head_dim, s
 void rope_qkv(Runtime &rt, float *qkv, float *k_cache, float *v_cache, size_t tokens, size_t n_heads,
               size_t n_kv_heads, size_t head_dim, size_t pos0, size_t max_seq, float theta) {
   const char *op = "rope_qkv";
-  if (head_dim % 2) fail(op, "head_dim must be even, got " + std::to_string(head_dim));
-  if (!(theta > 0.f) || std::isinf(theta)) fail(op, "theta must be finite and > 0, got " + num(theta));
+  check_rope(op, head_dim, theta);
   if (pos0 + tokens < pos0 || pos0 + tokens > max_seq)
     fail(op, "pos0 + tokens = " + std::to_string(pos0) + " + " + std::to_string(tokens) +
                  " exceeds the cache's max_seq = " + std::to_string(max_seq));
-  if (pos0 + tokens > (size_t(1) << 24))
-    fail(op, "positions must stay below 2^24 (exact in fp32), pos0 + tokens = " + std::to_string(pos0 + tokens));
+  check_positions(op, pos0, tokens);
   size_t width; // floats a token of qkv
   if (__builtin_add_overflow(product(op, {n_heads, head_dim}), product(op, {2, n_kv_heads, head_dim}), &width))
     fail(op, "sizes overflow size_t");
@@ -195,9 +203,7 @@ void rope_qkv(Runtime &rt, float *qkv, float *k_cache, float *v_cache, size_t to
   tensor(rt, op, k_cache, "k_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
   tensor(rt, op, v_cache, "v_cache", cache, "(pos0+tokens)*n_kv_heads*head_dim");
   // the caches' rows are written while qkv is read: three separate tensors
-  auto apart = [](const float *a, size_t na, const float *b, size_t nb) { return a + na <= b || b + nb <= a; };
-  if (cache && (!apart(k_cache, cache, v_cache, cache) || !apart(qkv, n, k_cache, cache) ||
-                !apart(qkv, n, v_cache, cache)))
+  if (overlaps(k_cache, cache, v_cache, cache) || overlaps(qkv, n, k_cache, cache) || overlaps(qkv, n, v_cache, cache))
     fail(op, "qkv, k_cache and v_cache must not overlap");
   if (!n || !head_dim) return;
   if (fault(rt, ops::fault::ROPE_POS) && pos0 + tokens < max_seq) pos0 += 1; // never past the cache
