@@ -3,9 +3,9 @@ slow spell of a shared machine falls on both, and the ratio of their
 medians holds where the absolute figures drift. For a change to the model
 or the library it calls, keep the old build and measure both:
 
-    cp -r build/cpu-x86 /tmp/before          # a build keeps its library beside it (RPATH)
+    cp -r build/cpu-x86 build/before         # RPATH: its lib/ and ../../../.venv/lib, so inside build/
     (edit, then .venv/bin/scons -Q target=cpu-x86)
-    .venv/bin/python models/ab.py /tmp/before/bin/minillm build/cpu-x86/bin/minillm models/tiny-fortunes
+    .venv/bin/python models/ab.py build/before/bin/minillm build/cpu-x86/bin/minillm models/tiny-fortunes
 
 Greedy decode of the bench's prompt (models/bench.py), --warmup, one process
 a run; prints each build's median tok/s, prefill ms and launches a token,

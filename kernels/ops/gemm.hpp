@@ -14,7 +14,17 @@
 
 namespace kl::ops {
 
-template <int RM_, int RN_, int L0_, int L1_, int BK_> struct GemmTiles {
+// How a work-group copies its w tile into ws[k][n] (transposed):
+// - COPY_GATHER: neighbouring lanes write neighbouring floats of ws, each
+//   reading another row of w (a gather);
+// - COPY_SCATTER: lanes read along k of one row of w (a vector load of whole
+//   cache lines) and write 16 rows of ws apart (a scatter). Where K is a
+//   power of two, a gather's 16 rows sit in one L1 set and thrash it: on
+//   Zen 4 the gathers were 40% of GEMM 1024^3's samples (perf) and the
+//   scatter copy ran 0.82x the time. AVX2 has no scatter: there it ran
+//   1.04-1.18x, so the AVX2 tiles keep the gather.
+enum GemmCopy { COPY_GATHER, COPY_SCATTER };
+template <int RM_, int RN_, int L0_, int L1_, int BK_, GemmCopy COPY_ = COPY_GATHER> struct GemmTiles {
   static constexpr int RM = RM_; // rows of y per work-item
   static constexpr int RN = RN_; // columns of y per work-item, L0 apart
   static constexpr int L0 = L0_; // work-items along N (the fast dimension)
@@ -22,6 +32,7 @@ template <int RM_, int RN_, int L0_, int L1_, int BK_> struct GemmTiles {
   static constexpr int BK = BK_; // K per local tile
   static constexpr int BM = RM * L1, BN = RN * L0;
   static constexpr int LOCAL = BK * BN; // floats of local memory
+  static constexpr GemmCopy COPY = COPY_;
 };
 
 // Measured on AVX2 (Zen 3), /tmp sweeps of RM x RN x L0 x L1 x BK: BM 96,
@@ -31,9 +42,11 @@ using Gemm = GemmTiles<6, 2, 16, 16, 128>;
 // accumulators ran 0.88-0.93x Gemm's time at 512^3-2048^3 (Xeon,
 // compare.py; on AVX2, with 16 registers, 1.16-1.43x), and BM 128 (L1 32)
 // 0.86-0.93x BM 64's for M >= 128 (the transposed copy of a w tile feeds
-// twice the rows). BM 64 for 32 < M <= 64 (0.77-0.82x GemmMid's time).
-using GemmWide = GemmTiles<4, 4, 16, 32, 128>;
-using GemmWideMid = GemmTiles<4, 4, 16, 16, 128>;
+// twice the rows); with the scatter copy BM 256 ran 0.95x BM 128's at
+// 1024^3 and 2048^3 but 1.8-3.3x at M = 100 (Zen 4): not taken. BM 64 for
+// 32 < M <= 64 (0.77-0.82x GemmMid's time).
+using GemmWide = GemmTiles<4, 4, 16, 32, 128, COPY_SCATTER>;
+using GemmWideMid = GemmTiles<4, 4, 16, 16, 128, COPY_SCATTER>;
 using GemmMid = GemmTiles<4, 2, 16, 8, 128>;
 constexpr size_t GEMM_MID_MAX_M = 64;
 
@@ -51,11 +64,10 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
     for (int j = 0; j < RN; ++j) acc[i][j] = 0.f;
   for (size_t k0 = 0; k0 < K; k0 += BK) {
     const size_t kc = imin(size_t(BK), K - k0);
-    {
-      // Transposing copy: work-item (ly, lx) copies column nn of the tile
-      // (row n0 + nn of w), k = kk0, kk0 + L1/RN, ...; neighbouring lanes
-      // write neighbouring floats of ws.
-      const size_t ly = it.get_local_id(0), lx = it.get_local_id(1);
+    const size_t ly = it.get_local_id(0), lx = it.get_local_id(1);
+    if constexpr (Tiles::COPY == COPY_GATHER) {
+      // Work-item (ly, lx) copies column nn of the tile (row n0 + nn of w),
+      // k = kk0, kk0 + L1/RN, ...
       const size_t nn = lx + L0 * (ly % RN), kk0 = ly / RN;
       const float *wrow = w + imin(it.get_group(1) * BN + nn, N - 1) * K + k0; // columns past N: clamped, not stored
       float *dst = ws + nn;
@@ -63,6 +75,19 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
         for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[kk];
       } else {
         for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[imin(kk, kc - 1)];
+      }
+    } else {
+      // Work-item (ly, lx) copies k = kq + lx of row nn, for the (nn, kq)
+      // that step t gives it.
+      constexpr int KL = BK / L0; // runs of L0 floats in a row of the tile
+      static_assert(BK % L0 == 0 && (BN * KL) % L1 == 0, "the copy gives each work-item whole runs");
+      const size_t n0 = it.get_group(1) * BN, nlast = N - 1 - n0; // columns past N: clamped, not stored
+      float *dst = ws + lx * BN;
+      const float *src = w + n0 * K + k0 + lx;
+      for (int t = 0; t < (BN * KL) / L1; ++t) {
+        const size_t q = t * L1 + ly, nn = q / KL, kq = (q % KL) * L0;
+        // the last tile's k past kc: not read (a masked load), never used
+        if (kc == size_t(BK) || kq + lx < kc) dst[kq * BN + nn] = src[imin(nn, nlast) * K + kq];
       }
     }
     sycl::group_barrier(g);
