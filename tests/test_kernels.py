@@ -119,7 +119,8 @@ SIZES = [1, 7, 33, 65, 129, 300]
 # ---------------------------------------------------------------- GEMM, GEMV
 
 GEMM_SHAPES = [(1, 1, 1), (7, 33, 65), (33, 7, 129), (65, 129, 33), (129, 65, 300), (300, 7, 1),
-               (1, 300, 129), (64, 64, 64), (5, 3, 1000), (200, 70, 256)]  # the last: whole k tiles, columns past N
+               (1, 300, 129), (64, 64, 64), (5, 3, 1000), (200, 70, 256),  # whole k tiles, columns past N
+               (456, 70, 300)]  # AVX-512's big row tile (456 rounds up to 512 by 128 or 256)
 
 
 @pytest.mark.parametrize("M,N,K", GEMM_SHAPES)

@@ -160,6 +160,10 @@ KL_KERNEL(2) kl_gemm_wide(usm<const float> x, usm<const float> w, usm<float> y, 
   auto it = item<2>();
   ops::gemm_tile<ops::GemmWide>(it, x, w, y, M, N, K, local_floats<ops::GemmWide::LOCAL>(it), f);
 }
+KL_KERNEL(2) kl_gemm_wide_big(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
+  auto it = item<2>();
+  ops::gemm_tile<ops::GemmWideBig>(it, x, w, y, M, N, K, local_floats<ops::GemmWideBig::LOCAL>(it), f);
+}
 KL_KERNEL(2) kl_gemm_wide_mid(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();
   ops::gemm_tile<ops::GemmWideMid>(it, x, w, y, M, N, K, local_floats<ops::GemmWideMid::LOCAL>(it), f);

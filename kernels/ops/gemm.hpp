@@ -42,10 +42,12 @@ using Gemm = GemmTiles<6, 2, 16, 16, 128>;
 // accumulators ran 0.88-0.93x Gemm's time at 512^3-2048^3 (Xeon,
 // compare.py; on AVX2, with 16 registers, 1.16-1.43x), and BM 128 (L1 32)
 // 0.86-0.93x BM 64's for M >= 128 (the transposed copy of a w tile feeds
-// twice the rows); with the scatter copy BM 256 ran 0.95x BM 128's at
-// 1024^3 and 2048^3 but 1.8-3.3x at M = 100 (Zen 4): not taken. BM 64 for
-// 32 < M <= 64 (0.77-0.82x GemmMid's time).
+// twice the rows); with the scatter copy BM 256 ran 0.93-0.97x BM 128's at
+// 256 x 768^2 and 512^3 to 2048^3 (Zen 4) but 1.8-3.3x at M = 100, where
+// it computes 156 rows for nothing: GemmWideBig where it wastes no more
+// rows than GemmWide. BM 64 for 32 < M <= 64 (0.77-0.82x GemmMid's time).
 using GemmWide = GemmTiles<4, 4, 16, 32, 128, COPY_SCATTER>;
+using GemmWideBig = GemmTiles<4, 4, 16, 64, 128, COPY_SCATTER>;
 using GemmWideMid = GemmTiles<4, 4, 16, 16, 128, COPY_SCATTER>;
 using GemmMid = GemmTiles<4, 2, 16, 8, 128>;
 constexpr size_t GEMM_MID_MAX_M = 64;

@@ -103,8 +103,11 @@ template <typename T> void tiled(const char *name, Runtime &rt, const float *x, 
                       (ul)N, (ul)K);
 }
 void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
-  if (lanes(rt) >= 16) tiled<ops::GemmWide>("kl_gemm_wide", rt, x, w, y, M, N, K); // gemm.hpp: AVX-512
-  else tiled<ops::Gemm>("kl_gemm", rt, x, w, y, M, N, K);
+  if (lanes(rt) >= 16) { // gemm.hpp: AVX-512; the big row tile where it wastes no more rows
+    if (up(M, ops::GemmWideBig::BM) == up(M, ops::GemmWide::BM))
+      tiled<ops::GemmWideBig>("kl_gemm_wide_big", rt, x, w, y, M, N, K);
+    else tiled<ops::GemmWide>("kl_gemm_wide", rt, x, w, y, M, N, K);
+  } else tiled<ops::Gemm>("kl_gemm", rt, x, w, y, M, N, K);
 }
 void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
   // AVX-512: the wide tiles as soon as a row tile of theirs wastes no more rows than two of GemmMid's
