@@ -23,7 +23,11 @@ namespace kl::ops {
 //   Zen 4 the gathers were 40% of GEMM 1024^3's samples (perf) and the
 //   scatter copy ran 0.82x the time. AVX2 has no scatter: there it ran
 //   1.04-1.18x, so the AVX2 tiles keep the gather.
-enum GemmCopy { COPY_GATHER, COPY_SCATTER };
+// - COPY_SHUFFLE8: where a sub-group is 8 lanes (AVX2), each takes 8 x 8
+//   blocks: 8 vector loads along k, a transpose in registers (sub-group
+//   shuffles and selects), 8 vector stores; elsewhere (the last, partial k
+//   tile; other sub-group sizes) the gather.
+enum GemmCopy { COPY_GATHER, COPY_SCATTER, COPY_SHUFFLE8 };
 template <int RM_, int RN_, int L0_, int L1_, int BK_, GemmCopy COPY_ = COPY_GATHER> struct GemmTiles {
   static constexpr int RM = RM_; // rows of y per work-item
   static constexpr int RN = RN_; // columns of y per work-item, L0 apart
@@ -35,9 +39,13 @@ template <int RM_, int RN_, int L0_, int L1_, int BK_, GemmCopy COPY_ = COPY_GAT
   static constexpr GemmCopy COPY = COPY_;
 };
 
+// The AVX2 tiles copy with COPY_SHUFFLE8: on Zen 4 the gather (scalar
+// loads and inserts there) was 17% of GEMM 1024^3's samples, the shuffle
+// copy ~10%: compare.py 0.93-0.96x the time at 512^3 and 1024^3, 0.82-0.84x
+// at prefill's 62x768x2048 and 62x2048x768.
 // Measured on AVX2 (Zen 3), /tmp sweeps of RM x RN x L0 x L1 x BK: BM 96,
 // BN 32 for large M; BM 32 wastes fewer rows for 16 < M <= 64.
-using Gemm = GemmTiles<6, 2, 16, 16, 128>;
+using Gemm = GemmTiles<6, 2, 16, 16, 128, COPY_SHUFFLE8>;
 // Where a vector holds 16 floats (AVX-512, 32 vector registers): 4 x 4
 // accumulators ran 0.88-0.93x Gemm's time at 512^3-2048^3 (Xeon,
 // compare.py; on AVX2, with 16 registers, 1.16-1.43x), and BM 128 (L1 32)
@@ -49,7 +57,7 @@ using Gemm = GemmTiles<6, 2, 16, 16, 128>;
 using GemmWide = GemmTiles<4, 4, 16, 32, 128, COPY_SCATTER>;
 using GemmWideBig = GemmTiles<4, 4, 16, 64, 128, COPY_SCATTER>;
 using GemmWideMid = GemmTiles<4, 4, 16, 16, 128, COPY_SCATTER>;
-using GemmMid = GemmTiles<4, 2, 16, 8, 128>;
+using GemmMid = GemmTiles<4, 2, 16, 8, 128, COPY_SHUFFLE8>;
 constexpr size_t GEMM_MID_MAX_M = 64;
 
 // One work-group computes y[BM, BN] tile (group(0), group(1)) of
@@ -67,7 +75,33 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
   for (size_t k0 = 0; k0 < K; k0 += BK) {
     const size_t kc = imin(size_t(BK), K - k0);
     const size_t ly = it.get_local_id(0), lx = it.get_local_id(1);
-    if constexpr (Tiles::COPY == COPY_GATHER) {
+    bool gather = Tiles::COPY == COPY_GATHER;
+    if constexpr (Tiles::COPY == COPY_SHUFFLE8) {
+      const auto sg = it.get_sub_group();
+      gather = kc < size_t(BK) || sg.get_local_range()[0] != 8;
+      if (!gather) {
+        constexpr int NB = BN / 8, BLOCKS = NB * (BK / 8);
+        static_assert(BN % 8 == 0 && BK % 8 == 0, "8 x 8 blocks");
+        const int lane = int(sg.get_local_id()[0]), subs = int(sg.get_group_range()[0]);
+        const size_t n0 = it.get_group(1) * BN;
+        for (int b = int(sg.get_group_id()[0]); b < BLOCKS; b += subs) {
+          const int nb = b % NB, kb = b / NB;
+          // v[r][l] = w[n0 + 8 nb + r][k0 + 8 kb + l]; wanted: t[c][l] = v[l][c]
+          float v[8], c8[8];
+          for (int r = 0; r < 8; ++r) v[r] = w[imin(n0 + 8 * nb + r, N - 1) * K + k0 + 8 * kb + lane];
+          // a[r][l] = v[r][(l + r) % 8]; c8[j][m] = a[(j - m) % 8][m] = v[(j - m) % 8][j]
+          for (int r = 0; r < 8; ++r) v[r] = sycl::select_from_group(sg, v[r], (lane + r) & 7);
+          for (int j = 0; j < 8; ++j) {
+            c8[j] = v[0];
+            for (int r = 1; r < 8; ++r) c8[j] = ((j - lane) & 7) == r ? v[r] : c8[j];
+          }
+          // t[c][l] = c8[c][(c - l) % 8] = v[l][c]
+          for (int c = 0; c < 8; ++c)
+            ws[(8 * kb + c) * BN + 8 * nb + lane] = sycl::select_from_group(sg, c8[c], (c - lane) & 7);
+        }
+      }
+    }
+    if (gather) {
       // Work-item (ly, lx) copies column nn of the tile (row n0 + nn of w),
       // k = kk0, kk0 + L1/RN, ...
       const size_t nn = lx + L0 * (ly % RN), kk0 = ly / RN;
@@ -78,7 +112,7 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
       } else {
         for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[imin(kk, kc - 1)];
       }
-    } else {
+    } else if constexpr (Tiles::COPY == COPY_SCATTER) {
       // Work-item (ly, lx) copies k = kq + lx of row nn, for the (nn, kq)
       // that step t gives it.
       constexpr int KL = BK / L0; // runs of L0 floats in a row of the tile
