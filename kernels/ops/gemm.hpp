@@ -78,7 +78,9 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
     bool gather = Tiles::COPY == COPY_GATHER;
     if constexpr (Tiles::COPY == COPY_SHUFFLE8) {
       const auto sg = it.get_sub_group();
-      gather = kc < size_t(BK) || sg.get_local_range()[0] != 8;
+      // the largest sub-group, not this one's: the same in the whole group
+      static_assert((L0 * L1) % 8 == 0, "8-lane sub-groups fill the work-group");
+      gather = kc < size_t(BK) || sg.get_max_local_range()[0] != 8;
       if (!gather) {
         constexpr int NB = BN / 8, BLOCKS = NB * (BK / 8);
         static_assert(BN % 8 == 0 && BK % 8 == 0, "8 x 8 blocks");
