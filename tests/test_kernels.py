@@ -119,8 +119,11 @@ SIZES = [1, 7, 33, 65, 129, 300]
 # ---------------------------------------------------------------- GEMM, GEMV
 
 GEMM_SHAPES = [(1, 1, 1), (7, 33, 65), (33, 7, 129), (65, 129, 33), (129, 65, 300), (300, 7, 1),
-               (1, 300, 129), (64, 64, 64), (5, 3, 1000), (200, 70, 256),  # whole k tiles, columns past N
-               (456, 70, 300)]  # AVX-512's big row tile (456 rounds up to 512 by 128 or 256)
+               (1, 300, 129), (64, 64, 64), (5, 3, 1000),
+               # several whole k tiles and a tail, columns past N, for each tile of each image (api.cpp,
+               # launch_free.cpp): M 20 the mid tile, 100 AVX-512's row tile of 128, 200 and 456 its
+               # tile of 256 (the same rows rounded up by 128 or 256)
+               (20, 70, 300), (100, 70, 300), (200, 70, 256), (456, 70, 300)]
 
 
 @pytest.mark.parametrize("M,N,K", GEMM_SHAPES)

@@ -18,11 +18,11 @@ namespace kl::ops {
 // - COPY_GATHER: neighbouring lanes write neighbouring floats of ws, each
 //   reading another row of w (a gather);
 // - COPY_SCATTER: lanes read along k of one row of w (a vector load of whole
-//   cache lines) and write 16 rows of ws apart (a scatter). Where K is a
-//   power of two, a gather's 16 rows sit in one L1 set and thrash it: on
-//   Zen 4 the gathers were 40% of GEMM 1024^3's samples (perf) and the
-//   scatter copy ran 0.82x the time. AVX2 has no scatter: there it ran
-//   1.04-1.18x, so the AVX2 tiles keep the gather.
+//   cache lines) and write one float into each of 16 rows of ws (a
+//   scatter). Where K is a power of two, a gather's 16 rows sit in one L1
+//   set and thrash it: on Zen 4 the gathers were 40% of GEMM 1024^3's
+//   samples (perf) and the scatter copy ran 0.82x the time. AVX2 has no
+//   scatter (it ran 1.04-1.18x there): the AVX2 tiles take COPY_SHUFFLE8.
 // - COPY_SHUFFLE8: where a sub-group is 8 lanes (AVX2), each takes 8 x 8
 //   blocks: 8 vector loads along k, a transpose in registers (sub-group
 //   shuffles and selects), 8 vector stores; elsewhere (the last, partial k
