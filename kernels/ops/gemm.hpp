@@ -60,74 +60,82 @@ using GemmWideMid = GemmTiles<4, 4, 16, 16, 128, COPY_SCATTER>;
 using GemmMid = GemmTiles<4, 2, 16, 8, 128, COPY_SHUFFLE8>;
 constexpr size_t GEMM_MID_MAX_M = 64;
 
+// A work-group's copy of the w tile (rows n0.., k0 + [0, kc)) into ws[k][n],
+// transposed, as Tiles::COPY says (above).
+template <typename Tiles>
+inline void copy_w_tile(const sycl::nd_item<2> &it, const float *w, size_t N, size_t K, size_t k0, size_t kc,
+                        float *ws) {
+  constexpr int RN = Tiles::RN, L0 = Tiles::L0, L1 = Tiles::L1, BK = Tiles::BK, BN = Tiles::BN;
+  static_assert(L1 % RN == 0, "the gather gives each work-item one column of the tile");
+  const size_t n0 = it.get_group(1) * BN;
+  const size_t ly = it.get_local_id(0), lx = it.get_local_id(1);
+  bool gather = Tiles::COPY == COPY_GATHER;
+  if constexpr (Tiles::COPY == COPY_SHUFFLE8) {
+    const auto sg = it.get_sub_group();
+    // the largest sub-group, not this one's: the same in the whole group
+    static_assert((L0 * L1) % 8 == 0, "8-lane sub-groups fill the work-group");
+    gather = kc < size_t(BK) || sg.get_max_local_range()[0] != 8;
+    if (!gather) {
+      constexpr int NB = BN / 8, BLOCKS = NB * (BK / 8);
+      static_assert(BN % 8 == 0 && BK % 8 == 0, "8 x 8 blocks");
+      const int lane = int(sg.get_local_id()[0]), subs = int(sg.get_group_range()[0]);
+      for (int b = int(sg.get_group_id()[0]); b < BLOCKS; b += subs) {
+        const int nb = b % NB, kb = b / NB;
+        // v[r][l] = w[n0 + 8 nb + r][k0 + 8 kb + l]; wanted: t[c][l] = v[l][c]
+        float v[8], c8[8];
+        for (int r = 0; r < 8; ++r) v[r] = w[imin(n0 + 8 * nb + r, N - 1) * K + k0 + 8 * kb + lane];
+        // a[r][l] = v[r][(l + r) % 8]; c8[j][m] = a[(j - m) % 8][m] = v[(j - m) % 8][j]
+        for (int r = 0; r < 8; ++r) v[r] = sycl::select_from_group(sg, v[r], (lane + r) & 7);
+        for (int j = 0; j < 8; ++j) {
+          c8[j] = v[0];
+          for (int r = 1; r < 8; ++r) c8[j] = ((j - lane) & 7) == r ? v[r] : c8[j];
+        }
+        // t[c][l] = c8[c][(c - l) % 8] = v[l][c]
+        for (int c = 0; c < 8; ++c)
+          ws[(8 * kb + c) * BN + 8 * nb + lane] = sycl::select_from_group(sg, c8[c], (c - lane) & 7);
+      }
+    }
+  }
+  if (gather) {
+    // Work-item (ly, lx) copies column nn of the tile (row n0 + nn of w),
+    // k = kk0, kk0 + L1/RN, ...
+    const size_t nn = lx + L0 * (ly % RN), kk0 = ly / RN;
+    const float *wrow = w + imin(n0 + nn, N - 1) * K + k0; // columns past N: clamped, not stored
+    float *dst = ws + nn;
+    if (kc == size_t(BK)) {
+      for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[kk];
+    } else {
+      for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[imin(kk, kc - 1)];
+    }
+  } else if constexpr (Tiles::COPY == COPY_SCATTER) {
+    // Work-item (ly, lx) copies k = kq + lx of row nn, for the (nn, kq)
+    // that step t gives it.
+    constexpr int KL = BK / L0; // runs of L0 floats in a row of the tile
+    static_assert(BK % L0 == 0 && (BN * KL) % L1 == 0, "the copy gives each work-item whole runs");
+    const size_t nlast = N - 1 - n0; // columns past N: clamped, not stored
+    float *dst = ws + lx * BN;
+    const float *src = w + n0 * K + k0 + lx;
+    for (int t = 0; t < (BN * KL) / L1; ++t) {
+      const size_t q = t * L1 + ly, nn = q / KL, kq = (q % KL) * L0;
+      // the last tile's k past kc: not read (a masked load), never used
+      if (kc == size_t(BK) || kq + lx < kc) dst[kq * BN + nn] = src[imin(nn, nlast) * K + kq];
+    }
+  }
+}
+
 // One work-group computes y[BM, BN] tile (group(0), group(1)) of
 // y[M,N] = x[M,K] . w[N,K]^T. ws: Tiles::LOCAL floats of local memory.
 template <typename Tiles>
 inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w, float *y, size_t M, size_t N,
                       size_t K, float *ws, Faults f) {
   constexpr int RM = Tiles::RM, RN = Tiles::RN, L0 = Tiles::L0, BK = Tiles::BK, BN = Tiles::BN;
-  constexpr int L1 = Tiles::L1;
-  static_assert(L1 % RN == 0, "the copy gives each work-item one column of the tile");
   auto g = it.get_group();
   float acc[RM][RN];
   for (int i = 0; i < RM; ++i)
     for (int j = 0; j < RN; ++j) acc[i][j] = 0.f;
   for (size_t k0 = 0; k0 < K; k0 += BK) {
     const size_t kc = imin(size_t(BK), K - k0);
-    const size_t ly = it.get_local_id(0), lx = it.get_local_id(1);
-    bool gather = Tiles::COPY == COPY_GATHER;
-    if constexpr (Tiles::COPY == COPY_SHUFFLE8) {
-      const auto sg = it.get_sub_group();
-      // the largest sub-group, not this one's: the same in the whole group
-      static_assert((L0 * L1) % 8 == 0, "8-lane sub-groups fill the work-group");
-      gather = kc < size_t(BK) || sg.get_max_local_range()[0] != 8;
-      if (!gather) {
-        constexpr int NB = BN / 8, BLOCKS = NB * (BK / 8);
-        static_assert(BN % 8 == 0 && BK % 8 == 0, "8 x 8 blocks");
-        const int lane = int(sg.get_local_id()[0]), subs = int(sg.get_group_range()[0]);
-        const size_t n0 = it.get_group(1) * BN;
-        for (int b = int(sg.get_group_id()[0]); b < BLOCKS; b += subs) {
-          const int nb = b % NB, kb = b / NB;
-          // v[r][l] = w[n0 + 8 nb + r][k0 + 8 kb + l]; wanted: t[c][l] = v[l][c]
-          float v[8], c8[8];
-          for (int r = 0; r < 8; ++r) v[r] = w[imin(n0 + 8 * nb + r, N - 1) * K + k0 + 8 * kb + lane];
-          // a[r][l] = v[r][(l + r) % 8]; c8[j][m] = a[(j - m) % 8][m] = v[(j - m) % 8][j]
-          for (int r = 0; r < 8; ++r) v[r] = sycl::select_from_group(sg, v[r], (lane + r) & 7);
-          for (int j = 0; j < 8; ++j) {
-            c8[j] = v[0];
-            for (int r = 1; r < 8; ++r) c8[j] = ((j - lane) & 7) == r ? v[r] : c8[j];
-          }
-          // t[c][l] = c8[c][(c - l) % 8] = v[l][c]
-          for (int c = 0; c < 8; ++c)
-            ws[(8 * kb + c) * BN + 8 * nb + lane] = sycl::select_from_group(sg, c8[c], (c - lane) & 7);
-        }
-      }
-    }
-    if (gather) {
-      // Work-item (ly, lx) copies column nn of the tile (row n0 + nn of w),
-      // k = kk0, kk0 + L1/RN, ...
-      const size_t nn = lx + L0 * (ly % RN), kk0 = ly / RN;
-      const float *wrow = w + imin(it.get_group(1) * BN + nn, N - 1) * K + k0; // columns past N: clamped, not stored
-      float *dst = ws + nn;
-      if (kc == size_t(BK)) {
-        for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[kk];
-      } else {
-        for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[imin(kk, kc - 1)];
-      }
-    } else if constexpr (Tiles::COPY == COPY_SCATTER) {
-      // Work-item (ly, lx) copies k = kq + lx of row nn, for the (nn, kq)
-      // that step t gives it.
-      constexpr int KL = BK / L0; // runs of L0 floats in a row of the tile
-      static_assert(BK % L0 == 0 && (BN * KL) % L1 == 0, "the copy gives each work-item whole runs");
-      const size_t n0 = it.get_group(1) * BN, nlast = N - 1 - n0; // columns past N: clamped, not stored
-      float *dst = ws + lx * BN;
-      const float *src = w + n0 * K + k0 + lx;
-      for (int t = 0; t < (BN * KL) / L1; ++t) {
-        const size_t q = t * L1 + ly, nn = q / KL, kq = (q % KL) * L0;
-        // the last tile's k past kc: not read (a masked load), never used
-        if (kc == size_t(BK) || kq + lx < kc) dst[kq * BN + nn] = src[imin(nn, nlast) * K + kq];
-      }
-    }
+    copy_w_tile<Tiles>(it, w, N, K, k0, kc, ws);
     sycl::group_barrier(g);
     const size_t m0 = it.get_group(0) * Tiles::BM + it.get_local_id(0) * RM;
     size_t xr[RM]; // the same in every lane: x loads are broadcasts
