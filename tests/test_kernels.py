@@ -870,6 +870,45 @@ def test_a_missing_symbol_fails_only_its_call(rt):
     assert rt.add(f32([1]), f32([2]))[0] == 3
 
 
+def test_a_bound_op_enqueues_what_call_does(rt, rng):
+    """Runtime.bind converts the arguments once; each call of the function
+    it returns enqueues the op again with them (device_op, the benches)."""
+    a, b = normal(rng, 37), normal(rng, 37)
+    da, db, y = rt.to_device(a), rt.to_device(b), rt.empty(37)
+    add = rt.bind("add", da, db, y, 37)
+    add()
+    np.testing.assert_array_equal(rt.to_host(y), a + b)
+    rt.copy_in(da, b)                  # the same buffers, new contents: read again at each call
+    add()
+    np.testing.assert_array_equal(rt.to_host(y), b + b)
+    with pytest.raises(TypeError, match=r"kl_add takes 4 arguments after the runtime, got 3"):
+        rt.bind("kl_add", da, db, y)
+
+
+def test_a_bound_op_reports_the_library_refusal(rt):
+    """A -1 from a bound op raises KLError with kl_last_error(), as call()."""
+    y = rt.empty(8)
+    bad = rt.bind("add", None, y, y, 8)       # a NULL a: refused before any launch
+    with pytest.raises(KLError, match=r"add: a is NULL but n = 8"):
+        bad()
+
+
+def test_freed_buffers_and_closed_runtimes_are_refused_by_name(kl_lib):
+    """Buffer.free() makes the address ctypes passes NULL, not the stale
+    address of freed memory; a bound op of a closed runtime passes a NULL
+    runtime. The library refuses both by name instead of touching memory."""
+    r = Runtime(lib=kl_lib)
+    x, y = r.to_device(np.ones(4, np.float32)), r.empty(4)
+    add = r.bind("add", y, y, y, 4)
+    x.free()
+    assert x._as_parameter_.value is None
+    with pytest.raises(KLError, match=r"add: a is NULL but n = 4"):
+        r.call("add", x, y, y, 4)
+    r.close()
+    with pytest.raises(KLError, match=r"rt is NULL"):
+        add()
+
+
 def test_spirv_image_is_right_after_a_native_one(kl_lib):
     """Runtimes of several images in one process must not disturb each other:
     the SPIR-V image, created after the sse4.2 one, computes silu right.

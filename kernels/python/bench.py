@@ -346,10 +346,13 @@ class Peer:
 
 
 def device_op(rt, name, *args):
-    """A no-argument function that runs op `name` on rt and waits for it."""
+    """A no-argument function that runs op `name` on rt and waits for it
+    (its arguments bound once: Runtime.bind)."""
+    enqueue, wait = rt.bind(name, *args), rt.wait
+
     def run():
-        rt.call(name, *args)
-        rt.wait()
+        enqueue()
+        wait()
     return run
 
 
