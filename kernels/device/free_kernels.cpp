@@ -156,6 +156,10 @@ KL_KERNEL(2) kl_gemm(usm<const float> x, usm<const float> w, usm<float> y, ul M,
   auto it = item<2>();
   ops::gemm_tile<ops::Gemm>(it, x, w, y, M, N, K, local_floats<ops::Gemm::LOCAL>(it), f);
 }
+KL_KERNEL(2) kl_gemm_big(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
+  auto it = item<2>();
+  ops::gemm_tile<ops::GemmBig>(it, x, w, y, M, N, K, local_floats<ops::GemmBig::LOCAL>(it), f);
+}
 KL_KERNEL(2) kl_gemm_wide(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();
   ops::gemm_tile<ops::GemmWide>(it, x, w, y, M, N, K, local_floats<ops::GemmWide::LOCAL>(it), f);

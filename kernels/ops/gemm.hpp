@@ -46,6 +46,11 @@ template <int RM_, int RN_, int L0_, int L1_, int BK_, GemmCopy COPY_ = COPY_GAT
 // Measured on AVX2 (Zen 3), /tmp sweeps of RM x RN x L0 x L1 x BK: BM 96,
 // BN 32 for large M; BM 32 wastes fewer rows for 16 < M <= 64.
 using Gemm = GemmTiles<6, 2, 16, 16, 128, COPY_SHUFFLE8>;
+// BM 192: a copied w tile feeds twice the rows; 0.95-0.96x Gemm's time at
+// 576x512^2, 1152x1024^2 and 2112x2048^2 (Zen 4, avx2 image, compare.py,
+// shapes where neither tile computes a row for nothing). launch_free.cpp
+// gives it whole row tiles of 192 and Gemm the rest.
+using GemmBig = GemmTiles<6, 2, 16, 32, 128, COPY_SHUFFLE8>;
 // Where a vector holds 16 floats (AVX-512, 32 vector registers): 4 x 4
 // accumulators ran 0.88-0.93x Gemm's time at 512^3-2048^3 (Xeon,
 // compare.py; on AVX2, with 16 registers, 1.16-1.43x), and BM 128 (L1 32)
@@ -76,11 +81,17 @@ inline void copy_w_tile(const sycl::nd_item<2> &it, const float *w, size_t N, si
     static_assert((L0 * L1) % 8 == 0, "8-lane sub-groups fill the work-group");
     gather = kc < size_t(BK) || sg.get_max_local_range()[0] != 8;
     if (!gather) {
-      constexpr int NB = BN / 8, BLOCKS = NB * (BK / 8);
+      constexpr int BLOCKS = (BN / 8) * (BK / 8);
       static_assert(BN % 8 == 0 && BK % 8 == 0, "8 x 8 blocks");
       const int lane = int(sg.get_local_id()[0]), subs = int(sg.get_group_range()[0]);
-      for (int b = int(sg.get_group_id()[0]); b < BLOCKS; b += subs) {
-        const int nb = b % NB, kb = b / NB;
+      // Each sub-group a run of blocks along k of one 8-row band, the next
+      // sub-group the run after it: the band's rows are read in order, 8
+      // streams at a time (the hardware prefetcher's pattern), each line's
+      // two blocks by one sub-group.
+      const int per = (BLOCKS + subs - 1) / subs, b0 = int(sg.get_group_id()[0]) * per;
+      const int b1 = b0 + per < BLOCKS ? b0 + per : BLOCKS;
+      for (int b = b0; b < b1; ++b) {
+        const int kb = b % (BK / 8), nb = b / (BK / 8);
         // v[r][l] = w[n0 + 8 nb + r][k0 + 8 kb + l]; wanted: t[c][l] = v[l][c]
         float v[8], c8[8];
         for (int r = 0; r < 8; ++r) v[r] = w[imin(n0 + 8 * nb + r, N - 1) * K + k0 + 8 * kb + lane];
