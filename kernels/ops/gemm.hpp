@@ -180,6 +180,14 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
   }
   const size_t m0 = it.get_group(0) * Tiles::BM + it.get_local_id(0) * RM;
   const size_t n0 = it.get_group(1) * BN + it.get_local_id(1);
+  // A tile wholly inside y (the same for the whole group) stores without the
+  // bounds checks, whose masked vector stores (vmaskmovps) were 4% of AVX2
+  // GEMM's samples on Zen 4.
+  if ((it.get_group(0) + 1) * Tiles::BM <= M && (it.get_group(1) + 1) * BN <= N) {
+    for (int i = 0; i < RM; ++i)
+      for (int j = 0; j < RN; ++j) y[(m0 + i) * N + n0 + j * L0] = acc[i][j];
+    return;
+  }
   for (int i = 0; i < RM; ++i)
     for (int j = 0; j < RN; ++j) {
       size_t m = m0 + i, n = n0 + j * L0;
