@@ -176,9 +176,9 @@ KL_KERNEL(2) kl_gemm_mid(usm<const float> x, usm<const float> w, usm<float> y, u
   auto it = item<2>();
   ops::gemm_tile<ops::GemmMid>(it, x, w, y, M, N, K, local_floats<ops::GemmMid::LOCAL>(it), f);
 }
-KL_KERNEL(2) kl_gemm_mid72(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
+KL_KERNEL(2) kl_gemm_mid64(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();
-  ops::gemm_tile<ops::GemmMid72>(it, x, w, y, M, N, K, local_floats<ops::GemmMid72::LOCAL>(it), f);
+  ops::gemm_tile<ops::GemmMid64>(it, x, w, y, M, N, K, local_floats<ops::GemmMid64::LOCAL>(it), f);
 }
 KL_KERNEL(2) kl_gemv(usm<const float> x, usm<const float> w, usm<float> y, ul N, ul K, ops::Faults f) {
   auto it = item<2>();

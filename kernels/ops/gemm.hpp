@@ -63,9 +63,11 @@ using GemmWide = GemmTiles<4, 4, 16, 32, 128, COPY_SCATTER>;
 using GemmWideBig = GemmTiles<4, 4, 16, 64, 128, COPY_SCATTER>;
 using GemmWideMid = GemmTiles<4, 4, 16, 16, 128, COPY_SCATTER>;
 using GemmMid = GemmTiles<4, 2, 16, 8, 128, COPY_SHUFFLE8>;
-// AVX2, 32 < M <= 64: Gemm's 6 x 2 accumulators over 72 rows, 0.93-0.98x
-// GemmMid's time at prefill's M = 62 (Zen 4, compare.py).
-using GemmMid72 = GemmTiles<6, 2, 16, 12, 128, COPY_SHUFFLE8>;
+// AVX2, 32 < M <= 64: 4 x 3 accumulators (as many as Gemm's 6 x 2) over 64
+// rows, 0.88-0.92x the time of Gemm's 6 x 2 over 72 rows at prefill's M =
+// 62, which ran 0.93-0.98x GemmMid's (Zen 4, compare.py). Its rows of
+// work-items do not split into its 3 column sets: the gather's general walk.
+using GemmMid64 = GemmTiles<4, 3, 16, 16, 128, COPY_SHUFFLE8>;
 constexpr size_t GEMM_MID_MAX_M = 64;
 
 // A work-group's copy of the w tile (rows n0.., k0 + [0, kc)) into ws[k][n],
@@ -74,7 +76,6 @@ template <typename Tiles>
 inline void copy_w_tile(const sycl::nd_item<2> &it, const float *w, size_t N, size_t K, size_t k0, size_t kc,
                         float *ws) {
   constexpr int RN = Tiles::RN, L0 = Tiles::L0, L1 = Tiles::L1, BK = Tiles::BK, BN = Tiles::BN;
-  static_assert(L1 % RN == 0, "the gather gives each work-item one column of the tile");
   const size_t n0 = it.get_group(1) * BN;
   const size_t ly = it.get_local_id(0), lx = it.get_local_id(1);
   bool gather = Tiles::COPY == COPY_GATHER;
@@ -110,7 +111,7 @@ inline void copy_w_tile(const sycl::nd_item<2> &it, const float *w, size_t N, si
       }
     }
   }
-  if (gather) {
+  if (gather && L1 % RN == 0) {
     // Work-item (ly, lx) copies column nn of the tile (row n0 + nn of w),
     // k = kk0, kk0 + L1/RN, ...
     const size_t nn = lx + L0 * (ly % RN), kk0 = ly / RN;
@@ -120,6 +121,14 @@ inline void copy_w_tile(const sycl::nd_item<2> &it, const float *w, size_t N, si
       for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[kk];
     } else {
       for (size_t kk = kk0; kk < size_t(BK); kk += L1 / RN) dst[kk * BN] = wrow[imin(kk, kc - 1)];
+    }
+  } else if (gather) {
+    // the same walk where the rows of work-items do not split evenly into
+    // the RN column sets: work-item (ly, lx), step t, copies column
+    // lx + L0 (q % RN), k = q / RN, q = ly + t L1
+    for (size_t q = ly; q < size_t(RN * BK); q += L1) {
+      const size_t nn = lx + L0 * (q % RN), kk = q / RN;
+      ws[kk * BN + nn] = w[imin(n0 + nn, N - 1) * K + k0 + imin(kk, kc - 1)];
     }
   } else if constexpr (Tiles::COPY == COPY_SCATTER) {
     // Work-item (ly, lx) copies k = kq + lx of row nn, for the (nn, kq)

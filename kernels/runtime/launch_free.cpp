@@ -127,8 +127,8 @@ void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
   // AVX-512: the wide tiles as soon as a row tile of theirs wastes no more rows than two of GemmMid's
   if (lanes(rt) >= 16 && M > size_t(ops::GemmMid::BM))
     tiled<ops::GemmWideMid>("kl_gemm_wide_mid", rt, x, w, y, M, N, K);
-  else if (lanes(rt) == 8 && M > size_t(ops::GemmMid::BM)) // AVX2: 12 accumulators over 72 rows
-    tiled<ops::GemmMid72>("kl_gemm_mid72", rt, x, w, y, M, N, K);
+  else if (lanes(rt) == 8 && M > size_t(ops::GemmMid::BM)) // AVX2: 12 accumulators over 64 rows
+    tiled<ops::GemmMid64>("kl_gemm_mid64", rt, x, w, y, M, N, K);
   else tiled<ops::GemmMid>("kl_gemm_mid", rt, x, w, y, M, N, K);
 }
 
