@@ -44,12 +44,14 @@ template <int RM_, int RN_, int L0_, int L1_, int BK_, GemmCopy COPY_ = COPY_GAT
 // copy ~10%: compare.py 0.93-0.96x the time at 512^3 and 1024^3, 0.82-0.84x
 // at prefill's 62x768x2048 and 62x2048x768.
 // Measured on AVX2 (Zen 3), /tmp sweeps of RM x RN x L0 x L1 x BK: BM 96,
-// BN 32 for large M; BM 32 wastes fewer rows for 16 < M <= 64.
+// BN 32 for large M; BM 32 wastes fewer rows for 16 < M <= 64 (on AVX2
+// now 16 < M <= 32: GemmMid64 below).
 using Gemm = GemmTiles<6, 2, 16, 16, 128, COPY_SHUFFLE8>;
 // BM 192: a copied w tile feeds twice the rows; 0.95-0.96x Gemm's time at
 // 576x512^2, 1152x1024^2 and 2112x2048^2 (Zen 4, avx2 image, compare.py,
 // shapes where neither tile computes a row for nothing). launch_free.cpp
-// gives it whole row tiles of 192 and Gemm the rest.
+// gives it whole row tiles of 192 (and a last one short of fewer than 32
+// rows), the rest to Gemm and gemm_mid's tiles.
 using GemmBig = GemmTiles<6, 2, 16, 32, 128, COPY_SHUFFLE8>;
 // Where a vector holds 16 floats (AVX-512, 32 vector registers): 4 x 4
 // accumulators ran 0.88-0.93x Gemm's time at 512^3-2048^3 (Xeon,
@@ -90,8 +92,8 @@ inline void copy_w_tile(const sycl::nd_item<2> &it, const float *w, size_t N, si
       const int lane = int(sg.get_local_id()[0]), subs = int(sg.get_group_range()[0]);
       // Each sub-group a run of blocks along k of one 8-row band, the next
       // sub-group the run after it: the band's rows are read in order, 8
-      // streams at a time (the hardware prefetcher's pattern), each line's
-      // two blocks by one sub-group.
+      // streams at a time (the hardware prefetcher's pattern); where a
+      // sub-group has an even number of blocks, each line's two by one.
       const int per = (BLOCKS + subs - 1) / subs, b0 = int(sg.get_group_id()[0]) * per;
       const int b1 = b0 + per < BLOCKS ? b0 + per : BLOCKS;
       for (int b = b0; b < b1; ++b) {
