@@ -124,9 +124,9 @@ GEMM_SHAPES = [(1, 1, 1), (7, 33, 65), (33, 7, 129), (65, 129, 33), (129, 65, 30
                # launch_free.cpp): M 20 the mid tile, 100 AVX-512's row tile of 128, 200 and 456 its
                # tile of 256 (the same rows rounded up by 128 or 256)
                (20, 70, 300), (100, 70, 300), (200, 70, 256), (456, 70, 300),
-               # AVX2 (launch_free.cpp): 192-row tiles, then a 96 and a 64 (350), a 96 and a 32 (292), or one
-               # more 192 (370); M 33 and 64 its 64-row mid tile, whose partial k tiles take the gather's
-               # general walk
+               # AVX2 (launch_free.cpp): 192-row tiles, then a 96 and a 64 (350), a 96 and a 32 (292), the
+               # few-row GEMM (200), or one more 192 (370); M 33 and 64 its 64-row mid tile, whose partial k
+               # tiles take the gather's general walk
                (350, 70, 300), (370, 70, 300), (292, 70, 300)]
 
 

@@ -109,8 +109,8 @@ void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_
     else tiled<ops::GemmWide>("kl_gemm_wide", rt, x, w, y, M, N, K);
   } else if (lanes(rt) != 8) { // SSE4.2: GemmBig ran 1.07x Gemm's time (576x512^2)
     tiled<ops::Gemm>("kl_gemm", rt, x, w, y, M, N, K);
-  } else { // AVX2 (gemm.hpp): row tiles of 192 as far as they go; the rest (under 161 rows) by Gemm's 96 rows
-           // and gemm_mid's tiles, a launch each (~5 us, against 0.1 ms and more of GEMM)
+  } else { // AVX2 (gemm.hpp): row tiles of 192 as far as they go; the rest (under 161 rows) by Gemm's 96 rows,
+           // gemm_mid's tiles or gemm_few, a launch each (~5 us, against 0.1 ms and more of GEMM)
     size_t m0 = 0, r = M % ops::GemmBig::BM, big = M - r;
     if (r > size_t(ops::GemmBig::BM - ops::GemmMid::BM)) big = M, r = 0;
     auto part = [&](auto tiles, const char *name, size_t rows) {
@@ -120,7 +120,8 @@ void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_
     if (big) part(ops::GemmBig{}, "kl_gemm_big", big);
     if (r > size_t(ops::Gemm::BM)) part(ops::Gemm{}, "kl_gemm", ops::Gemm::BM), r -= ops::Gemm::BM;
     if (r > ops::GEMM_MID_MAX_M) part(ops::Gemm{}, "kl_gemm", r);
-    else if (r) gemm_mid(rt, x + m0 * K, w, y + m0 * N, r, N, K);
+    else if (r > ops::GEMM_FEW_MAX_M) gemm_mid(rt, x + m0 * K, w, y + m0 * N, r, N, K);
+    else if (r) gemm_few(rt, x + m0 * K, w, y + m0 * N, r, N, K); // as api.cpp's choice for so few rows
   }
 }
 void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
