@@ -253,6 +253,9 @@ def test_rmsnorm_gemv_magnitudes(rt, rng, magnitude):
     x, weight, w = normal(rng, 300, scale=magnitude), normal(rng, 300, loc=1.0, scale=0.2), normal(rng, 33, 300)
     check("rmsnorm_gemv", rt.rmsnorm_gemv(x, weight, w, 1e-5), R.rmsnorm_gemv(x, weight, w, 1e-5), x=x,
           weight=weight, w=w, eps=1e-5)
+    w2 = normal(rng, 66, 300)   # gate and up
+    check("rmsnorm_gemv_swiglu", rt.rmsnorm_gemv_swiglu(x, weight, w2, 1e-5), R.rmsnorm_gemv_swiglu(x, weight, w2, 1e-5),
+          x=x, weight=weight, w=w2, eps=1e-5)
 
 
 def test_rmsnorm_gemv_is_the_norm_and_gemv_it_replaces(rt, rng):
@@ -277,6 +280,67 @@ def test_rmsnorm_gemv_empty_and_bad_arguments(rt, rng):
     buf, w = rt.to_device(normal(rng, 64)), rt.to_device(normal(rng, 16, 16))
     try:
         msg = error_of(rt.call, "kl_rmsnorm_gemv", buf, buf, w, buf, 16, 16, 1e-5)
+        assert "y overlaps x, norm_weight or w" in msg, msg
+    finally:
+        buf.free(), w.free()
+
+
+@pytest.mark.parametrize("N,K", [(1, 5), (7, 33), (37, 288), (65, 16), (768, 288), (301, 1029), (2048, 768)])
+def test_rmsnorm_gemv_swiglu(rt, rng, N, K):
+    """Odd N (a work-group's 32 outputs and a work-item's 4 split unevenly,
+    the up rows' clamp at 2N), K with and without a short tail, and
+    minillm's gate/up shapes (hidden 768 of dim 288, 2048 of 768)."""
+    x, weight, w = normal(rng, K, scale=2.0), normal(rng, K, loc=1.0, scale=0.2), normal(rng, 2 * N, K, scale=0.1)
+    check("rmsnorm_gemv_swiglu", rt.rmsnorm_gemv_swiglu(x, weight, w, 1e-5),
+          R.rmsnorm_gemv_swiglu(x, weight, w, 1e-5), x=x, weight=weight, w=w, eps=1e-5)
+
+
+def test_rmsnorm_gemv_swiglu_is_the_ops_it_replaces(rt, rng):
+    """Decode swaps `rmsnorm_gemv (gate and up); swiglu` for the fused op:
+    the same bits on oneapi-pip's images (each output's gate and up row are
+    summed as the GEMV sums them, SwiGLU is the same formula), so the
+    tokens cannot move; elsewhere within the tolerance."""
+    for N, K in ((768, 288), (2048, 768), (33, 1029)):
+        x, weight, w = normal(rng, K, scale=2.0), normal(rng, K, loc=1.0, scale=0.2), normal(rng, 2 * N, K, scale=0.1)
+        fused = rt.rmsnorm_gemv_swiglu(x, weight, w, 1e-5)
+        gate_up = rt.rmsnorm_gemv(x, weight, w, 1e-5)
+        separate = rt.swiglu(gate_up[:N], gate_up[N:])
+        if rt.toolchain == "oneapi-pip":
+            np.testing.assert_array_equal(fused, separate)
+        else:
+            check("rmsnorm_gemv_swiglu", fused, R.rmsnorm_gemv_swiglu(x, weight, w, 1e-5), x=x, weight=weight, w=w,
+                  eps=1e-5)
+
+
+def test_rmsnorm_gemv_swiglu_tolerance_catches_swapped_halves(rng):
+    """The tolerance is a test: the realistic slip of reading the up half as
+    the gate (silu(u) * g) fails it, by orders of magnitude; the float32
+    result of the separate ops, computed here, passes."""
+    N, K = 96, 288
+    x, weight, w = normal(rng, K, scale=2.0), normal(rng, K, loc=1.0, scale=0.2), normal(rng, 2 * N, K, scale=0.1)
+    ref = R.rmsnorm_gemv_swiglu(x, weight, w, 1e-5)
+    h = (x / np.sqrt(np.mean(x * x, dtype=np.float32) + np.float32(1e-5)) * weight).astype(np.float32)
+    g, u = (w[:N] @ h).astype(np.float32), (w[N:] @ h).astype(np.float32)
+    good = (g / (np.float32(1) + np.exp(-g))) * u
+    swapped = (u / (np.float32(1) + np.exp(-u))) * g
+    assert tolerance.compare("rmsnorm_gemv_swiglu", good, ref, x=x, weight=weight, w=w, eps=1e-5).ok
+    bad = tolerance.compare("rmsnorm_gemv_swiglu", swapped, ref, x=x, weight=weight, w=w, eps=1e-5)
+    assert not bad.ok and bad.value > 1000 * bad.threshold, bad
+
+
+def test_rmsnorm_gemv_swiglu_empty_and_bad_arguments(rt, rng):
+    np.testing.assert_array_equal(rt.rmsnorm_gemv_swiglu(np.zeros(0, np.float32), np.zeros(0, np.float32),
+                                                         np.zeros((6, 0), np.float32)), np.zeros(3, np.float32))
+    assert "eps" in error_of(rt.rmsnorm_gemv_swiglu, normal(rng, 8), normal(rng, 8), normal(rng, 4, 8), -1.0)
+    with pytest.raises(ValueError, match="2N rows"):   # an odd number of rows has no halves
+        rt.rmsnorm_gemv_swiglu(normal(rng, 8), normal(rng, 8), normal(rng, 5, 8))
+    buf, w = rt.to_device(normal(rng, 64)), rt.to_device(normal(rng, 32, 16))
+    try:
+        msg = error_of(rt.call, "kl_rmsnorm_gemv_swiglu", buf, buf, w, buf, 16, 16, 1e-5)
+        assert "y overlaps x, norm_weight or w" in msg, msg
+        # y over the last up row: the up half is w's too
+        in_up = ctypes.c_void_p(w.ptr + 4 * (2 * 4 * 16 - 4))
+        msg = error_of(rt.call, "kl_rmsnorm_gemv_swiglu", buf, buf, w, in_up, 4, 16, 1e-5)
         assert "y overlaps x, norm_weight or w" in msg, msg
     finally:
         buf.free(), w.free()
@@ -955,7 +1019,7 @@ def test_binding_matches_the_header():
     import ctypes
     kinds = {"size_t": ctypes.c_size_t, "float": ctypes.c_float, "int": ctypes.c_int}
     protos = _header_prototypes()
-    assert len(protos) == 20, sorted(protos)
+    assert len(protos) == 21, sorted(protos)
     assert set(protos) == set(OPS)
     for name, types in protos.items():
         want = [ctypes.c_void_p if t.endswith("*") else kinds[t] for t in types]

@@ -116,6 +116,18 @@ double check_gemv_add(kl::Runtime &rt) {
   return worst(y.p, want);
 }
 
+// w[N,K] . rmsnorm(x; g, eps) in double
+std::vector<double> rmsnorm_gemv_want(const std::vector<float> &hx, const std::vector<float> &hg,
+                                      const std::vector<float> &hw, size_t N, size_t K, float eps) {
+  double ss = 0;
+  for (float v : hx) ss += double(v) * v;
+  const double inv = 1 / std::sqrt(ss / K + eps);
+  std::vector<double> want(N, 0.0);
+  for (size_t n = 0; n < N; ++n)
+    for (size_t k = 0; k < K; ++k) want[n] += double(hw[n * K + k]) * (hx[k] * inv * hg[k]);
+  return want;
+}
+
 double check_rmsnorm_gemv(kl::Runtime &rt) {
   const size_t N = 301, K = 333;
   const float eps = 1e-5f;
@@ -123,12 +135,20 @@ double check_rmsnorm_gemv(kl::Runtime &rt) {
   Usm<float> x(rt.queue(), hx), g(rt.queue(), hg), wt(rt.queue(), hw), y(rt.queue(), N);
   kl::rmsnorm_gemv(rt, x.p, g.p, wt.p, y.p, N, K, eps);
   rt.wait();
-  double ss = 0;
-  for (float v : hx) ss += double(v) * v;
-  const double inv = 1 / std::sqrt(ss / K + eps);
-  std::vector<double> want(N, 0.0);
-  for (size_t n = 0; n < N; ++n)
-    for (size_t k = 0; k < K; ++k) want[n] += double(hw[n * K + k]) * (hx[k] * inv * hg[k]);
+  return worst(y.p, rmsnorm_gemv_want(hx, hg, hw, N, K, eps));
+}
+
+// ... and the SwiGLU after it (w: N gate rows, then N up rows)
+double check_rmsnorm_gemv_swiglu(kl::Runtime &rt) {
+  const size_t N = 301, K = 333;
+  const float eps = 1e-5f;
+  auto hx = random_vector(K, 27), hg = random_vector(K, 28), hw = random_vector(2 * N * K, 29);
+  Usm<float> x(rt.queue(), hx), g(rt.queue(), hg), wt(rt.queue(), hw), y(rt.queue(), N);
+  kl::rmsnorm_gemv_swiglu(rt, x.p, g.p, wt.p, y.p, N, K, eps);
+  rt.wait();
+  auto gu = rmsnorm_gemv_want(hx, hg, hw, 2 * N, K, eps);
+  std::vector<double> want(N);
+  for (size_t n = 0; n < N; ++n) want[n] = kl::ops::swiglu<double>(gu[n], gu[N + n]);
   return worst(y.p, want);
 }
 
@@ -387,6 +407,7 @@ int main(int argc, char **argv) {
         {"gemv", 1e-5, check_gemv},
         {"gemv_add", 1e-5, check_gemv_add},
         {"rmsnorm_gemv", 2e-5, check_rmsnorm_gemv},
+        {"rmsnorm_gemv_swiglu", 5e-5, check_rmsnorm_gemv_swiglu}, // the gate's error times |up| (to ~30)
         {"rmsnorm", 1e-5, check_rmsnorm},
         {"layernorm", 1e-5, check_layernorm},
         {"softmax", 1e-5, check_softmax},
@@ -410,7 +431,7 @@ int main(int argc, char **argv) {
       double err = c.run(rt);
       bool ok = err <= c.tolerance;
       failed += !ok;
-      std::printf("  %-12s %s  max rel err %.3g (tolerance %.3g)\n", c.name, ok ? "PASS" : "FAIL", err, c.tolerance);
+      std::printf("  %-19s %s  max rel err %.3g (tolerance %.3g)\n", c.name, ok ? "PASS" : "FAIL", err, c.tolerance);
     }
     std::printf("%zu passed, %d failed\n", checks.size() - failed, failed);
     return failed ? 1 : 0;

@@ -197,6 +197,14 @@ KL_KERNEL(2) kl_rmsnorm_gemv(usm<const float> x, usm<const float> norm_w, usm<co
     ops::gemm_rows<ops::Gemv, ops::NORM_UNWEIGHTED>(it, x, w, y, 1, N, K, scratch, f, nullptr, norm_w, eps);
   else ops::gemm_rows<ops::Gemv, ops::NORM_WEIGHTED>(it, x, w, y, 1, N, K, scratch, f, nullptr, norm_w, eps);
 }
+KL_KERNEL(2) kl_rmsnorm_gemv_swiglu(usm<const float> x, usm<const float> norm_w, usm<const float> w, usm<float> y,
+                                    ul N, ul K, float eps, ops::Faults f) {
+  auto it = item<2>();
+  float *scratch = local_floats<ops::Gemv::LOCAL>(it);
+  if (ops::has(f, ops::fault::ROWS_NORM_NO_WEIGHT))
+    ops::gemm_rows<ops::Gemv, ops::NORM_UNWEIGHTED, true>(it, x, w, y, 1, N, K, scratch, f, nullptr, norm_w, eps);
+  else ops::gemm_rows<ops::Gemv, ops::NORM_WEIGHTED, true>(it, x, w, y, 1, N, K, scratch, f, nullptr, norm_w, eps);
+}
 KL_KERNEL(2) kl_gemm_few(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();
   ops::gemm_rows<ops::GemmFew>(it, x, w, y, M, N, K, local_floats<ops::GemmFew::LOCAL>(it), f);

@@ -8,6 +8,7 @@
 // one broadcast of x per RM rows, feeding RM x RN register accumulators.
 #pragma once
 #include "common.hpp"  // relative: the runtime compiler sees ops/ as a virtual folder
+#include "elementwise.hpp"
 #include "norm.hpp"
 
 #include <type_traits>
@@ -243,7 +244,12 @@ constexpr size_t GEMM_FEW_MAX_M = 16; // up to here GemmFew beats the tiled GEMM
 //   GEMV): each work-group forms 1 / rms of its x rows with rms_inv and
 //   normalises x as it loads it, with rms_apply. On CPUs (a sub-group is
 //   the lanes) rms_inv sums as kl_rmsnorm does.
-// Both bit-identical to the separate ops where a sub-group is the lanes
+// - SWIGLU: y[n] = silu(g_n) * u_n of g = w[0:N] . x, u = w[N:2N] . x (w
+//   holds 2N rows, gate then up: the gate/up GEMV and the SwiGLU after it).
+//   A work-item takes RPW/2 gate rows and the RPW/2 up rows that pair with
+//   them, so each output is its own work-item's and the gate/up vector is
+//   never stored.
+// All bit-identical to the separate ops where a sub-group is the lanes
 // (oneapi-pip's images; tests). Elsewhere rms_inv sums over the work-group.
 // always_inline: with several kernels calling it (kl_gemv, kl_gemv_add, ...)
 // the CPU compiler kept it out of line and vectorized none across
@@ -252,17 +258,22 @@ constexpr size_t GEMM_FEW_MAX_M = 16; // up to here GemmFew beats the tiled GEMM
 // ROWS_NORM_NO_WEIGHT, an instance of its own so that it costs the others
 // nothing.)
 enum RowsNorm { NORM_NONE = 0, NORM_WEIGHTED = 1, NORM_UNWEIGHTED = 2 };
-template <typename T, int NORM = NORM_NONE>
+template <typename T, int NORM = NORM_NONE, bool SWIGLU = false>
 __attribute__((always_inline)) inline void gemm_rows(const sycl::nd_item<2> &it, const float *x, const float *w,
                                                      float *y, size_t M, size_t N, size_t K, float *scratch,
                                                      Faults f, const float *res = nullptr,
                                                      const float *norm_w = nullptr, float eps = 0.f) {
   constexpr int RPW = T::RPW, MB = T::MB, KU = T::KU;
+  constexpr int OUT = SWIGLU ? RPW / 2 : RPW; // outputs (columns of y) a work-item
+  static_assert(!SWIGLU || RPW % 2 == 0, "SWIGLU pairs a work-item's rows");
   const Lanes l(it);
-  const size_t nb = (N + T::ROWS - 1) / T::ROWS, g = it.get_group(0);
-  const size_t r0 = it.get_local_id(0) * RPW, n0 = (g % nb) * T::ROWS + r0, m0 = (g / nb) * MB;
+  const size_t rows = OUT * T::GROUPS; // outputs a work-group
+  const size_t nb = (N + rows - 1) / rows, g = it.get_group(0);
+  // r0: the work-item's first row in scratch; n0: its first output
+  const size_t r0 = it.get_local_id(0) * RPW, n0 = (g % nb) * rows + it.get_local_id(0) * OUT, m0 = (g / nb) * MB;
   const float *wr[RPW], *xr[MB];
-  for (int j = 0; j < RPW; ++j) wr[j] = w + imin(n0 + j, N - 1) * K; // rows past N or M: clamped, not stored
+  for (int j = 0; j < RPW; ++j) // rows past N or M: clamped, not stored; SWIGLU's up rows N on
+    wr[j] = w + ((j < OUT ? 0 : N) + imin(n0 + j % OUT, N - 1)) * K;
   for (int i = 0; i < MB; ++i) xr[i] = x + imin(m0 + i, M - 1) * K;
   const auto sg = it.get_sub_group();
   const bool lanes_are_sg = sg.get_max_local_range()[0] == l.lanes;
@@ -309,6 +320,7 @@ __attribute__((always_inline)) inline void gemm_rows(const sycl::nd_item<2> &it,
   // The fault: the residual as each lane's starting sum, so the lanes' sums
   // add it `lanes` times.
   const float res_times = has(f, fault::ROWS_RES_PER_LANE) ? float(l.lanes) : 1.f;
+  const bool silu_fault = faulty_silu(f); // SwiGLU's exp (elementwise.hpp)
   if (lanes_are_sg) {
     // A sub-group is one row of lanes (the CPU's vector): sum the lanes in
     // registers, no local memory or barrier. Lane q stores rows r0 + q,
@@ -316,12 +328,16 @@ __attribute__((always_inline)) inline void gemm_rows(const sycl::nd_item<2> &it,
     for (int i = 0; i < MB; ++i) {
       float s[RPW];
       for (int j = 0; j < RPW; ++j) s[j] = sycl::reduce_over_group(sg, part[j][i], sycl::plus<float>());
-      for (size_t j0 = 0; j0 < size_t(RPW); j0 += l.lanes) {
-        float mine = 0.f;
-        for (int j = 0; j < RPW; ++j) mine = size_t(j) == j0 + l.lane ? s[j] : mine;
-        if (j0 + l.lane < size_t(RPW) && n0 + j0 + l.lane < N && m0 + i < M) {
+      for (size_t j0 = 0; j0 < size_t(OUT); j0 += l.lanes) {
+        float mine = 0.f, u = 0.f;
+        for (int j = 0; j < OUT; ++j) {
+          mine = size_t(j) == j0 + l.lane ? s[j] : mine;
+          if constexpr (SWIGLU) u = size_t(j) == j0 + l.lane ? s[j + OUT] : u;
+        }
+        if (j0 + l.lane < size_t(OUT) && n0 + j0 + l.lane < N && m0 + i < M) {
           const size_t idx = (m0 + i) * N + n0 + j0 + l.lane;
-          y[idx] = res ? res_times * res[idx] + mine : mine;
+          if constexpr (SWIGLU) y[idx] = silu_fault ? swiglu<float, true>(mine, u) : swiglu(mine, u);
+          else y[idx] = res ? res_times * res[idx] + mine : mine;
         }
       }
     }
@@ -330,12 +346,20 @@ __attribute__((always_inline)) inline void gemm_rows(const sycl::nd_item<2> &it,
   for (int j = 0; j < RPW; ++j)
     for (int i = 0; i < MB; ++i) scratch[((r0 + j) * MB + i) * l.lanes + l.lane] = part[j][i];
   sycl::group_barrier(it.get_group());
-  // lane q sums rows r0 + q, r0 + q + lanes, ... of w for every x row
-  for (size_t j = l.lane; j < size_t(RPW) && n0 + j < N; j += l.lanes)
+  // lane q sums outputs n0 + q, n0 + q + lanes, ... for every x row (SWIGLU:
+  // and the up row OUT after each)
+  auto sum = [&](size_t j, int i) {
+    float s = 0.f;
+    for (size_t q = 0; q < l.lanes; ++q) s += scratch[((r0 + j) * MB + i) * l.lanes + q];
+    return s;
+  };
+  for (size_t j = l.lane; j < size_t(OUT) && n0 + j < N; j += l.lanes)
     for (int i = 0; i < MB; ++i) {
-      float s = 0.f;
-      for (size_t q = 0; q < l.lanes; ++q) s += scratch[((r0 + j) * MB + i) * l.lanes + q];
-      if (m0 + i < M) y[(m0 + i) * N + n0 + j] = res ? res_times * res[(m0 + i) * N + n0 + j] + s : s;
+      const float s = sum(j, i);
+      if (m0 + i >= M) continue;
+      const size_t idx = (m0 + i) * N + n0 + j;
+      if constexpr (SWIGLU) y[idx] = silu_fault ? swiglu<float, true>(s, sum(j + OUT, i)) : swiglu(s, sum(j + OUT, i));
+      else y[idx] = res ? res_times * res[idx] + s : s;
     }
 }
 

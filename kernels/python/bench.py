@@ -759,6 +759,11 @@ def decode_step_ops(rt, cfg, pos, rng):
             return [("rmsnorm_gemv", (x, norm, w, out, n_out, d, eps))]
         return [("rmsnorm", (x, norm, h, 1, d, eps)), ("gemv", (h, w, out, n_out, d))]
 
+    def ffn_in(norm, w_gate_up):   # act = swiglu(w_gate_up . rmsnorm(x))
+        if rt.has_op("rmsnorm_gemv_swiglu"):
+            return [("rmsnorm_gemv_swiglu", (x, norm, w_gate_up, act, hid, d, eps))]
+        return [*norm_gemv(norm, w_gate_up, gate_up, 2 * hid), ("swiglu", (gate_up, off(gate_up, hid), act, hid))]
+
     def rope_store(qkv, k_cache, v_cache):
         if rt.has_op("rope_qkv"):
             return [("rope_qkv", (qkv, k_cache, v_cache, 1, H, KV, hd, pos, S, theta))]
@@ -775,8 +780,7 @@ def decode_step_ops(rt, cfg, pos, rng):
                 *rope_store(qkv, k_cache, v_cache),
                 ("attention", (qkv, k_cache, v_cache, att, 1, H, KV, hd, pos, S, 1.0 / math.sqrt(hd))),
                 *project_add(att, wo, d),
-                *norm_gemv(ffn_norm, w_gate_up, gate_up, 2 * hid),
-                ("swiglu", (gate_up, off(gate_up, hid), act, hid)),
+                *ffn_in(ffn_norm, w_gate_up),
                 *project_add(act, w_down, hid)]
     ops += [*norm_gemv(final_norm, lm_head, logits, V),
             ("argmax", (logits, top, 1, V))]

@@ -57,6 +57,12 @@ def _rmsnorm_gemv(N, K, scale=3.0, tag=""):
                                                            "w": _n(r, N, K, scale=0.1), "eps": 1e-5})
 
 
+def _rmsnorm_gemv_swiglu(N, K, scale=3.0, tag=""):
+    return Case("rmsnorm_gemv_swiglu", f"{N}x{K}{tag}",
+                lambda r: {"x": _n(r, K, scale=scale), "weight": _n(r, K), "w": _n(r, 2 * N, K, scale=0.1),
+                           "eps": 1e-5})
+
+
 def _norm(op, rows, dim, scale=3.0, tag=""):
     def make(r):
         d = {"x": _n(r, rows, dim, scale=scale), "weight": _n(r, dim), "eps": 1e-5}
@@ -124,6 +130,7 @@ CASES = [
     _gemv_add(288, 768), _gemv_add(288, 288), _gemv_add(301, 1029),
     _rmsnorm_gemv(480, 288), _rmsnorm_gemv(258, 288), _rmsnorm_gemv(301, 1029),
     _rmsnorm_gemv(77, 288, scale=3e-3, tag=" |x|~3e-3"),
+    _rmsnorm_gemv_swiglu(768, 288), _rmsnorm_gemv_swiglu(301, 1029), _rmsnorm_gemv_swiglu(37, 288, scale=3e-3, tag=" |x|~3e-3"),
     _norm("rmsnorm", 1, 288), _norm("rmsnorm", 7, 300), _norm("rmsnorm", 33, 1029),
     _norm("layernorm", 1, 288), _norm("layernorm", 7, 300), _norm("layernorm", 33, 1029),
     # rows whose mean square is near eps: the eps itself is then measured

@@ -59,12 +59,13 @@ def call_for(rt, op, dims, rng):
     def data(*shape):
         return rt.to_device(rng.standard_normal(shape).astype(np.float32))
     if op == "decode":                     # dims: the model's config
-        steps, _ = bench.decode_step_ops(rt, dims, min(126, dims["max_position_embeddings"] - 1), rng)
+        steps, bufs = bench.decode_step_ops(rt, dims, min(126, dims["max_position_embeddings"] - 1), rng)
 
         def step():
             for name, args in steps:
                 rt.call(name, *args)
             rt.wait()
+        step.bufs = bufs   # alive while the step is: the token ids are a host array passed by address
         return step
     if op == "gemv":                       # K -> N: x[K], w[N, K]
         k, n = dims

@@ -40,15 +40,17 @@ PYTHON = sys.executable
 # Which ops a kernel fault touches (by the part of its name before the dot),
 # and so which op tests and report rows must catch it.
 FAULT_OPS = {
-    "gemm": ["gemm"], "gemv": ["gemv", "gemm", "gemv_add", "rmsnorm_gemv"], "gemv_add": ["gemv_add"], "norm": ["rmsnorm", "layernorm", "rmsnorm_gemv"],
-    "rmsnorm_gemv": ["rmsnorm_gemv"], "softmax": ["softmax"],
-    "rope": ["rope", "rope_qkv"], "rope_qkv": ["rope_qkv"], "silu": ["silu", "swiglu"], "gelu_tanh": ["gelu_tanh"], "gelu_erf": ["gelu_erf"],
+    "gemm": ["gemm"], "gemv": ["gemv", "gemm", "gemv_add", "rmsnorm_gemv", "rmsnorm_gemv_swiglu"], "gemv_add": ["gemv_add"],
+    "norm": ["rmsnorm", "layernorm", "rmsnorm_gemv", "rmsnorm_gemv_swiglu"],
+    "rmsnorm_gemv": ["rmsnorm_gemv", "rmsnorm_gemv_swiglu"], "softmax": ["softmax"],
+    "rope": ["rope", "rope_qkv"], "rope_qkv": ["rope_qkv"], "silu": ["silu", "swiglu", "rmsnorm_gemv_swiglu"], "gelu_tanh": ["gelu_tanh"], "gelu_erf": ["gelu_erf"],
     "elementwise": ["silu", "gelu_tanh", "gelu_erf", "swiglu", "add", "mul"], "embedding": ["embedding"],
     "attention": ["attention"], "sum": ["sum"], "max": ["max"], "argmax": ["argmax"],
 }
 # The tests of tests/test_kernels.py that exercise each op (pytest -k).
 OP_TESTS = {
-    "gemm": "test_gemm", "gemv": "test_gemv", "gemv_add": "test_gemv_add", "rmsnorm_gemv": "test_rmsnorm_gemv", "rmsnorm": "test_rmsnorm", "layernorm": "test_layernorm",
+    "gemm": "test_gemm", "gemv": "test_gemv", "gemv_add": "test_gemv_add", "rmsnorm_gemv": "test_rmsnorm_gemv",
+    "rmsnorm_gemv_swiglu": "test_rmsnorm_gemv_swiglu", "rmsnorm": "test_rmsnorm", "layernorm": "test_layernorm",
     "softmax": "test_softmax", "rope": "test_rope", "rope_qkv": "test_rope_qkv", "silu": "test_activation", "gelu_tanh": "test_activation",
     "gelu_erf": "test_activation", "swiglu": "test_swiglu", "add": "test_add_mul", "mul": "test_add_mul",
     "embedding": "test_embedding", "attention": "test_attention", "sum": "test_sum", "max": "test_max_argmax",

@@ -11,7 +11,7 @@ what these return.
 """
 import numpy as np
 
-__all__ = ["gemm", "gemv", "gemv_add", "rmsnorm_gemv", "rmsnorm", "layernorm", "softmax", "rope_inv_freq", "rope", "rope_qkv", "silu",
+__all__ = ["gemm", "gemv", "gemv_add", "rmsnorm_gemv", "rmsnorm_gemv_swiglu", "rmsnorm", "layernorm", "softmax", "rope_inv_freq", "rope", "rope_qkv", "silu",
            "gelu_tanh", "gelu_erf", "swiglu", "add", "mul", "embedding", "attention_probs",
            "attention", "sum", "max", "argmax", "erf"]
 
@@ -58,6 +58,13 @@ def rmsnorm(x, weight, eps):
 def rmsnorm_gemv(x, weight, w, eps):
     """y[N] = w[N,K] . rmsnorm(x[K]; weight, eps)."""
     return gemv(rmsnorm(_f64(x)[None, :], weight, eps)[0], w)
+
+
+def rmsnorm_gemv_swiglu(x, weight, w, eps):
+    """y[N] = swiglu(g, u), [g; u] = w[2N,K] . rmsnorm(x[K]; weight, eps)."""
+    gu = rmsnorm_gemv(x, weight, w, eps)
+    n = gu.shape[0] // 2
+    return swiglu(gu[:n], gu[n:])
 
 
 def layernorm(x, weight, bias, eps):

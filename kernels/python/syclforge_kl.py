@@ -42,6 +42,7 @@ OPS = {
     "kl_gemv": (_P, _P, _P, _S, _S),
     "kl_gemv_add": (_P, _P, _P, _P, _S, _S),
     "kl_rmsnorm_gemv": (_P, _P, _P, _P, _S, _S, _F),
+    "kl_rmsnorm_gemv_swiglu": (_P, _P, _P, _P, _S, _S, _F),
     "kl_rmsnorm": (_P, _P, _P, _S, _S, _F),
     "kl_layernorm": (_P, _P, _P, _P, _S, _S, _F),
     "kl_softmax": (_P, _P, _S, _S, _I, _S, _F),
@@ -393,6 +394,15 @@ class Runtime:
                              f"{weight.shape[0]}")
         N, K = w.shape
         return self._run("kl_rmsnorm_gemv", [x, weight, w], (N,), N, K, float(eps))
+
+    def rmsnorm_gemv_swiglu(self, x, weight, w, eps=1e-5):
+        """y[N] = silu(g) * u with g, u = w[:N], w[N:] . rmsnorm(x[K]; weight, eps); w is [2N, K]."""
+        x, weight, w = _f32(x, "x", 1), _f32(weight, "weight", 1), _f32(w, "w", 2)
+        if w.shape[1] != x.shape[0] or weight.shape[0] != x.shape[0] or w.shape[0] % 2:
+            raise ValueError(f"rmsnorm_gemv_swiglu: w is {w.shape} (2N rows of K), x has {x.shape[0]} elements, "
+                             f"weight {weight.shape[0]}")
+        N, K = w.shape[0] // 2, w.shape[1]
+        return self._run("kl_rmsnorm_gemv_swiglu", [x, weight, w], (N,), N, K, float(eps))
 
     def rmsnorm(self, x, weight, eps=1e-5):
         """Per row (last axis) of x: x / sqrt(mean(x^2) + eps) * weight."""

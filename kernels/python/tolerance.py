@@ -192,6 +192,22 @@ def variables(op, ref, inputs):
         arrays["dot_abs"] = _dot_abs(h[None, :], w)[0]     # sum_k |w_nk| |rmsnorm(x)_k|
         for name in ("x", "weight", "w"):
             arrays.pop(name, None)
+    elif op == "rmsnorm_gemv_swiglu":
+        x, w = _f64(g["x"]), _f64(g["w"])
+        n = w.shape[0] // 2
+        sizes.update(N=n, K=x.shape[0])
+        h = _reference().rmsnorm(_finite0(x)[None, :], g["weight"], g.get("eps", 0.0))[0]
+        dot_abs = _dot_abs(h[None, :], _finite0(w))[0]
+        with np.errstate(all="ignore"):
+            gu = _finite0(_finite0(w) @ h)
+            gate, up = gu[:n], gu[n:]
+            sig = 1.0 / (1.0 + np.exp(-gate))
+            # d silu / d gate = sig (1 + gate (1 - sig)), at most 1.1 in size
+            arrays["gate_slope"] = _finite0(np.abs(sig * (1.0 + gate * (1.0 - sig))))
+            arrays["silu_abs"] = _finite0(np.abs(gate * sig))
+        arrays.update(up_abs=np.abs(up), gate_dot_abs=dot_abs[:n], up_dot_abs=dot_abs[n:])
+        for name in ("x", "weight", "w"):
+            arrays.pop(name, None)
     elif op in ("rmsnorm", "layernorm"):
         x = _f64(g["x"])
         sizes.update(rows=x.shape[0], dim=x.shape[-1])

@@ -138,6 +138,25 @@ void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_weight, const f
   rt.impl().launch().rmsnorm_gemv(rt, x, norm_weight, w, y, N, K, eps);
 }
 
+void rmsnorm_gemv_swiglu(Runtime &rt, const float *x, const float *norm_weight, const float *w, float *y, size_t N,
+                         size_t K, float eps) {
+  const char *op = "rmsnorm_gemv_swiglu";
+  tensor(rt, op, x, "x", K, "K");
+  tensor(rt, op, norm_weight, "norm_weight", K, "K");
+  tensor(rt, op, w, "w", product(op, {2, N, K}), "2*N*K");
+  tensor(rt, op, y, "y", N, "N");
+  check_eps(op, eps);
+  if (!N) return;
+  if (!K) { // gate and up are empty sums: silu(0) * 0
+    rt.queue().memset(y, 0, N * sizeof(float));
+    return;
+  }
+  if (overlaps(y, N, x, K) || overlaps(y, N, norm_weight, K) || overlaps(y, N, w, 2 * N * K))
+    fail(op, "y overlaps x, norm_weight or w (every work-group reads all of x)");
+  if (fault(rt, ops::fault::NORM_EPS)) eps /= 10;
+  rt.impl().launch().rmsnorm_gemv_swiglu(rt, x, norm_weight, w, y, N, K, eps);
+}
+
 void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps) {
   const char *op = "rmsnorm";
   size_t n = product(op, {rows, dim});

@@ -154,6 +154,11 @@ int kl_rmsnorm_gemv(kl_runtime *rt, const float *x, const float *norm_weight, co
                     size_t K, float eps) {
   return guard("kl_rmsnorm_gemv", [&] { kl::rmsnorm_gemv(runtime(rt), x, norm_weight, w, y, N, K, eps); }, true);
 }
+int kl_rmsnorm_gemv_swiglu(kl_runtime *rt, const float *x, const float *norm_weight, const float *w, float *y,
+                           size_t N, size_t K, float eps) {
+  return guard("kl_rmsnorm_gemv_swiglu",
+               [&] { kl::rmsnorm_gemv_swiglu(runtime(rt), x, norm_weight, w, y, N, K, eps); }, true);
+}
 int kl_rmsnorm(kl_runtime *rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps) {
   return guard("kl_rmsnorm", [&] { kl::rmsnorm(runtime(rt), x, weight, y, rows, dim, eps); }, true);
 }

@@ -48,6 +48,9 @@ void gemv(Runtime &rt, const float *x, const float *w, float *y, size_t N, size_
 void gemv_add(Runtime &rt, const float *x, const float *w, const float *res, float *y, size_t N, size_t K);
 void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_w, const float *w, float *y, size_t N, size_t K,
                   float eps);
+// y[N] = swiglu(w[0:N] . rmsnorm(x), w[N:2N] . rmsnorm(x)), w[2N, K]
+void rmsnorm_gemv_swiglu(Runtime &rt, const float *x, const float *norm_w, const float *w, float *y, size_t N,
+                         size_t K, float eps);
 // GEMM for M <= ops::GEMM_MID_MAX_M
 void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K);
 // GEMM for M <= ops::GEMM_FEW_MAX_M
@@ -57,7 +60,7 @@ void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
 #define KL_LAUNCH_OPS(X)                                                                                           \
   X(saxpy) X(silu) X(gelu_tanh) X(gelu_erf) X(swiglu) X(add) X(mul) X(rmsnorm) X(layernorm) X(softmax) X(row_sum)  \
   X(row_max) X(row_argmax) X(embedding) X(rope) X(rope_qkv) X(attention) X(gemm) X(gemv) X(gemv_add)  \
-  X(rmsnorm_gemv) \
+  X(rmsnorm_gemv) X(rmsnorm_gemv_swiglu) \
   X(gemm_mid) X(gemm_few)
 
 #define KL_LAUNCH_TYPE(op) using op##_fn = decltype(&op);

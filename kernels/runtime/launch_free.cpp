@@ -151,6 +151,10 @@ void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_w, const float 
                   float eps) {
   rows_product<ops::Gemv>("kl_rmsnorm_gemv", rt, 1, N, x, norm_w, w, y, (ul)N, (ul)K, eps);
 }
+void rmsnorm_gemv_swiglu(Runtime &rt, const float *x, const float *norm_w, const float *w, float *y, size_t N,
+                         size_t K, float eps) { // a work-group: half as many outputs as rows of w (gemm.hpp)
+  rows_product<ops::Gemv>("kl_rmsnorm_gemv_swiglu", rt, 1, 2 * N, x, norm_w, w, y, (ul)N, (ul)K, eps);
+}
 void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
   rows_product<ops::GemmFew>("kl_gemm_few", rt, M, N, x, w, y, (ul)M, (ul)N, (ul)K);
 }

@@ -199,16 +199,17 @@ void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, s
 }
 
 // ops::gemm_rows: work-groups of GROUPS x LANES, one per (x rows, w rows) block
-template <typename T, int NORM = ops::NORM_NONE>
+// (SWIGLU: N outputs from 2N rows of w, as many work-groups as 2N rows take)
+template <typename T, int NORM = ops::NORM_NONE, bool SWIGLU = false>
 void rows_product(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K,
                   const float *res = nullptr, const float *norm_w = nullptr, float eps = 0.f) {
   const ops::Faults f = rt.impl().faults;
-  const size_t groups = up(M, T::MB) / T::MB * (up(N, T::ROWS) / T::ROWS);
+  const size_t groups = up(M, T::MB) / T::MB * (up(SWIGLU ? 2 * N : N, T::ROWS) / T::ROWS);
   sycl::nd_range<2> range(sycl::range<2>(groups * T::GROUPS, T::LANES), sycl::range<2>(T::GROUPS, T::LANES));
   queue_of(rt).submit([&](sycl::handler &cgh) {
     sycl::local_accessor<float, 1> scratch(sycl::range<1>(T::LOCAL), cgh);
     cgh.parallel_for(range, [=](sycl::nd_item<2> it) {
-      ops::gemm_rows<T, NORM>(it, x, w, y, M, N, K, &scratch[0], f, res, norm_w, eps);
+      ops::gemm_rows<T, NORM, SWIGLU>(it, x, w, y, M, N, K, &scratch[0], f, res, norm_w, eps);
     });
   });
 }
@@ -224,6 +225,12 @@ void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_w, const float 
   if (ops::has(rt.impl().faults, ops::fault::ROWS_NORM_NO_WEIGHT))
     rows_product<ops::Gemv, ops::NORM_UNWEIGHTED>(rt, x, w, y, 1, N, K, nullptr, norm_w, eps);
   else rows_product<ops::Gemv, ops::NORM_WEIGHTED>(rt, x, w, y, 1, N, K, nullptr, norm_w, eps);
+}
+void rmsnorm_gemv_swiglu(Runtime &rt, const float *x, const float *norm_w, const float *w, float *y, size_t N,
+                         size_t K, float eps) {
+  if (ops::has(rt.impl().faults, ops::fault::ROWS_NORM_NO_WEIGHT))
+    rows_product<ops::Gemv, ops::NORM_UNWEIGHTED, true>(rt, x, w, y, 1, N, K, nullptr, norm_w, eps);
+  else rows_product<ops::Gemv, ops::NORM_WEIGHTED, true>(rt, x, w, y, 1, N, K, nullptr, norm_w, eps);
 }
 void gemm_few(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
   const ops::Faults f = rt.impl().faults;

@@ -276,7 +276,7 @@ struct State {
   const Weights &w;
   int64_t hd, kv_dim, max_tokens;
   Buffer x, h, q, att, o, gate, up, act, logits, probs;
-  Buffer qkv, gate_up; // one token: [q | k | v], [gate | up]
+  Buffer qkv; // one token: [q | k | v]
   std::vector<Buffer> k_cache, v_cache; // [max_seq, n_kv_heads, head_dim] per layer
   Buffer argmax_out;
 
@@ -285,7 +285,7 @@ struct State {
         x(max_tokens * cfg.dim), h(max_tokens * cfg.dim), q(max_tokens * cfg.dim), att(max_tokens * cfg.dim),
         o(max_tokens * cfg.dim), gate(max_tokens * cfg.hidden), up(max_tokens * cfg.hidden),
         act(max_tokens * cfg.hidden), logits(cfg.vocab), probs(cfg.vocab), qkv(cfg.dim + 2 * kv_dim),
-        gate_up(2 * cfg.hidden), argmax_out(1) {
+        argmax_out(1) {
     for (int64_t l = 0; l < c.n_layers; ++l) {
       k_cache.emplace_back(c.max_seq * kv_dim);
       v_cache.emplace_back(c.max_seq * kv_dim);
@@ -311,7 +311,7 @@ struct State {
   // Kernel launches dominate a token of a small model, so one token takes
   // fewer of them: q, k and v in one GEMV over the stacked weights, then one
   // launch rotates q and k and stores k and v in the cache (kl_rope_qkv);
-  // gate and up in one GEMV; each RMSNorm inside the GEMV after it, each
+  // gate and up in one GEMV, the SwiGLU in its epilogue; each RMSNorm inside the GEMV after it, each
   // residual add inside the GEMV before it (bit-identical to the separate
   // ops on oneapi-pip's images; elsewhere the fused RMSNorm may round
   // differently, within tolerance). Several tokens: K and V straight into
@@ -340,9 +340,8 @@ struct State {
 
   void feed_forward(const Weights::Layer &L, int64_t T) {
     if (T == 1) {
-      check(kl_rmsnorm_gemv(g_rt, x.p, L.ffn_norm.p, L.w_gate_up.p, gate_up.p, 2 * c.hidden, c.dim, float(c.eps)),
-            "rmsnorm_gemv");
-      check(kl_swiglu(g_rt, gate_up.p, gate_up.p + c.hidden, act.p, c.hidden), "swiglu");
+      check(kl_rmsnorm_gemv_swiglu(g_rt, x.p, L.ffn_norm.p, L.w_gate_up.p, act.p, c.hidden, c.dim, float(c.eps)),
+            "rmsnorm_gemv_swiglu");
     } else {
       check(kl_rmsnorm(g_rt, x.p, L.ffn_norm.p, h.p, T, c.dim, float(c.eps)), "rmsnorm");
       linear(h.p, L.w_gate, gate.p, T, c.hidden, c.dim);

@@ -79,6 +79,9 @@ void gemv_add(Runtime &rt, const float *x, const float *w, const float *residual
 // y[N] = w[N,K] . rmsnorm(x[K]; norm_weight, eps)
 void rmsnorm_gemv(Runtime &rt, const float *x, const float *norm_weight, const float *w, float *y, size_t N,
                   size_t K, float eps);
+// y[N] = swiglu(w[0:N] . h, w[N:2N] . h), h = rmsnorm(x[K]; norm_weight, eps); w[2N, K] (gate rows, up rows)
+void rmsnorm_gemv_swiglu(Runtime &rt, const float *x, const float *norm_weight, const float *w, float *y, size_t N,
+                         size_t K, float eps);
 
 void rmsnorm(Runtime &rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps);
 void layernorm(Runtime &rt, const float *x, const float *weight, const float *bias, float *y, size_t rows,

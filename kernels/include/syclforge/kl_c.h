@@ -56,6 +56,11 @@ int kl_gemv_add(kl_runtime *rt, const float *x, const float *w, const float *res
    overlap the inputs) */
 int kl_rmsnorm_gemv(kl_runtime *rt, const float *x, const float *norm_weight, const float *w, float *y, size_t N,
                     size_t K, float eps);
+/* y[N] = silu(g) * u, g = w[0:N,K] . h, u = w[N:2N,K] . h, h = rmsnorm(x[K];
+   norm_weight[K], eps)  (decode's norm, gate/up GEMV and SwiGLU in one launch;
+   w holds the gate rows then the up rows; y must not overlap the inputs) */
+int kl_rmsnorm_gemv_swiglu(kl_runtime *rt, const float *x, const float *norm_weight, const float *w, float *y,
+                           size_t N, size_t K, float eps);
 
 /* per row of x[rows, dim]: y = x / sqrt(mean(x^2) + eps) * weight */
 int kl_rmsnorm(kl_runtime *rt, const float *x, const float *weight, float *y, size_t rows, size_t dim, float eps);
