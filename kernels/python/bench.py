@@ -383,13 +383,16 @@ def rounds(sides, n_rounds=ROUNDS, quiet_s=QUIET_S, estimates=None, **timing):
     after a pause of quiet_s: the SYCL runtime's and OpenBLAS's worker
     threads spin for a while after their work and would steal the next
     side's cores, and alternating spreads slow spells of a shared machine
-    over every side. Returns {name: (median s, runs)}, or (None, estimated
-    s a call) for a side whose runs would exceed the budget (it is then
-    dropped). timing: passed on to timed_runs."""
+    over every side. Every other round runs the sides in reverse (A B, B A,
+    ...): in a fixed order the side in second place ran a decode step ~4%
+    faster whichever build it was (compare.py, two copies of one library).
+    Returns {name: (median s, runs)}, or (None, estimated s a call) for a
+    side whose runs would exceed the budget (it is then dropped). timing:
+    passed on to timed_runs."""
     times = {name: [] for name in sides}
     skipped = {}
-    for _ in range(n_rounds):
-        for name, fn in sides.items():
+    for r in range(n_rounds):
+        for name, fn in (list(sides.items()) if r % 2 == 0 else list(sides.items())[::-1]):
             if name in skipped:
                 continue
             time.sleep(quiet_s)

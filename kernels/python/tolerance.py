@@ -199,7 +199,7 @@ def variables(op, ref, inputs):
         h = _reference().rmsnorm(_finite0(x)[None, :], g["weight"], g.get("eps", 0.0))[0]
         dot_abs = _dot_abs(h[None, :], _finite0(w))[0]
         with np.errstate(all="ignore"):
-            gu = _finite0(_finite0(w) @ h)
+            gu = _finite0(_finite0(w) @ _finite0(h))
             gate, up = gu[:n], gu[n:]
             sig = 1.0 / (1.0 + np.exp(-gate))
             # d silu / d gate = sig (1 + gate (1 - sig)), at most 1.1 in size
