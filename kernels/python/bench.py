@@ -384,8 +384,9 @@ def rounds(sides, n_rounds=ROUNDS, quiet_s=QUIET_S, estimates=None, **timing):
     threads spin for a while after their work and would steal the next
     side's cores, and alternating spreads slow spells of a shared machine
     over every side. Every other round runs the sides in reverse (A B, B A,
-    ...): in a fixed order the side in second place ran a decode step ~4%
-    faster whichever build it was (compare.py, two copies of one library).
+    ...), so that no side keeps the place after another's spinning threads.
+    Two copies of one library still differ by up to ~5% on a decode step
+    (compare.py, 16 rounds): a change of a few percent needs repeated runs.
     Returns {name: (median s, runs)}, or (None, estimated s a call) for a
     side whose runs would exceed the budget (it is then dropped). timing:
     passed on to timed_runs."""

@@ -1,7 +1,6 @@
 """Compare two (or more) builds of the kernel library, op by op, in one
 process: their calls alternate round by round, in reverse every other round
-(A B, B A: the place in a round biased a decode step by ~4%), so the shared
-machine's slow spells hit every build alike and the ratio holds where the absolute times
+(A B, B A), so the shared machine's slow spells hit every build alike and the ratio holds where the absolute times
 drift. For a kernel change, keep the old build and measure both:
 
     cp build/cpu-x86/lib/libsyclforge_kl.so build/cpu-x86/lib/before.so
