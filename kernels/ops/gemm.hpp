@@ -323,8 +323,9 @@ __attribute__((always_inline)) inline void gemm_rows(const sycl::nd_item<2> &it,
   const bool silu_fault = faulty_silu(f); // SwiGLU's exp (elementwise.hpp)
   if (lanes_are_sg) {
     // A sub-group is one row of lanes (the CPU's vector): sum the lanes in
-    // registers, no local memory or barrier. Lane q stores rows r0 + q,
-    // r0 + q + lanes, ... (RPW may exceed the lanes: 4 on SSE4.2).
+    // registers, no local memory or barrier. Lane q stores outputs n0 + q,
+    // n0 + q + lanes, ... (OUT may exceed the lanes: 4 on SSE4.2; SWIGLU:
+    // the sums of rows j and j + OUT make output j).
     for (int i = 0; i < MB; ++i) {
       float s[RPW];
       for (int j = 0; j < RPW; ++j) s[j] = sycl::reduce_over_group(sg, part[j][i], sycl::plus<float>());
