@@ -136,6 +136,43 @@ def test_gemm(rt, rng, M, N, K):
     check("gemm", rt.gemm(x, w), R.gemm(x, w), x=x, w=w)
 
 
+def test_threads_with_a_runtime_each_run_ops_at_the_same_time(kl_lib, rng):
+    """kl.hpp's threading contract: a Runtime is for one thread at a time,
+    and threads that run ops at once make one each. Three threads, their
+    own runtimes, 200 GEMMs each (the AVX2 launcher's several launches a
+    call, 192-row tiles and the few-row rest): every product as the same
+    call made alone, and no error. Shared process-wide state (a loader
+    table, a kernel cache, the OpenCL platform) would show here."""
+    import threading
+    image = "avx2" if "avx2" in IMAGES else IMAGES[0]
+    n = 3
+    rts = [Runtime(image, lib=kl_lib) for _ in range(n)]
+    try:
+        xs = [normal(rng, 200, 40) for _ in range(n)]
+        ws = [normal(rng, 24, 40) for _ in range(n)]
+        want = [rts[i].gemm(xs[i], ws[i]) for i in range(n)]
+        bad, errors = [], []
+
+        def run_gemms(i):
+            try:
+                for _ in range(200):
+                    if not np.array_equal(rts[i].gemm(xs[i], ws[i]), want[i]):
+                        bad.append(i)
+            except Exception as e:  # a failed call: reported below, not lost in the thread
+                errors.append(f"{type(e).__name__}: {e}")
+
+        threads = [threading.Thread(target=run_gemms, args=(i,)) for i in range(n)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert not errors, errors[:3]
+        assert not bad, f"{len(bad)} of {200 * n} products differ from the same call made alone"
+    finally:
+        for r in rts:
+            r.close()
+
+
 def test_gemm_is_x_times_w_transposed(rt):
     """y = x . w^T with w [out, in]: a non-square case that a transposed
     reading of w would get wrong."""

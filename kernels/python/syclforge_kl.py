@@ -170,6 +170,10 @@ class Runtime:
     poison: fill every output buffer with NaN (-2**31 + 7 for int32) before
     the op runs, so an element the op fails to write cannot pass as a stale
     right answer (for tests).
+
+    One thread at a time: the library's calls on a runtime take no lock
+    (two threads sharing one fail: invalid events, crashes). Threads that
+    run ops at the same time make a Runtime each.
     """
 
     def __init__(self, image=None, lib=None, poison=False):

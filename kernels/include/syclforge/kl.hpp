@@ -1,6 +1,10 @@
 // syclforge kernel library: the host API.
 //
-// One Runtime per process and device. With runtime-compiler toolchains the
+// One Runtime per process and device, used by one thread at a time: its
+// calls take no lock, and two threads enqueueing and waiting on one Runtime
+// at once fail (invalid events, crashes in the OpenCL runtime). Threads that
+// run ops at the same time make a Runtime each (tested), or serialise their
+// calls on a shared one. With runtime-compiler toolchains the
 // library embeds one device image per ISA/arch plus a portable SPIR-V image
 // and picks the best one the device accepts; single-source toolchains leave
 // that choice to their SYCL runtime.
