@@ -188,6 +188,45 @@ def test_threads_with_a_runtime_each_run_ops_at_the_same_time(kl_lib, rng):
             r.close()
 
 
+def test_threads_sharing_one_runtime_through_the_c_abi(kl_lib):
+    """The C ABI takes a lock per runtime (kl_c.h): four Python threads
+    sharing one runtime, 1000 small GEMMs each (to the device, the op,
+    kl_wait, back), every product as the same call made alone and no error.
+    Without the lock this failed in 5 of 5 runs (with 300 GEMMs a thread,
+    2 of 3): kl_wait reporting UR_RESULT_ERROR_INVALID_EVENT, or a segfault
+    in the OpenCL runtime, so it runs in a process of its own."""
+    image = "avx2" if "avx2" in IMAGES else IMAGES[0]
+    script = f"""
+import sys, threading
+sys.path.insert(0, {str(REPO / "kernels" / "python")!r})
+import numpy as np
+from syclforge_kl import Runtime
+rt = Runtime({image!r}, lib={str(kl_lib)!r})
+rng = np.random.default_rng(0)
+n = 4
+xs = [rng.standard_normal((200, 8)).astype(np.float32) for _ in range(n)]
+ws = [rng.standard_normal((32, 8)).astype(np.float32) for _ in range(n)]
+want = [rt.gemm(xs[i], ws[i]) for i in range(n)]
+bad, errors = [], []
+def go(i):
+    for _ in range(1000):
+        try:
+            if not np.array_equal(rt.gemm(xs[i], ws[i]), want[i]):
+                bad.append(i)
+        except Exception as e:
+            errors.append(str(e))
+threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print("bad", len(bad), "errors", len(errors), errors[:2])
+"""
+    proc = run([sys.executable, "-c", script], timeout=240)
+    assert proc.returncode == 0, f"rc {proc.returncode}: {proc.stdout[-500:]} {proc.stderr[-1500:]}"
+    assert "bad 0 errors 0 []" in proc.stdout, proc.stdout
+
+
 def test_gemm_is_x_times_w_transposed(rt):
     """y = x . w^T with w [out, in]: a non-square case that a transposed
     reading of w would get wrong."""

@@ -171,9 +171,9 @@ class Runtime:
     the op runs, so an element the op fails to write cannot pass as a stale
     right answer (for tests).
 
-    One thread at a time: the library's calls on a runtime take no lock
-    (two threads sharing one fail: invalid events, crashes). Threads that
-    run ops at the same time make a Runtime each.
+    Threads may share a Runtime: the C ABI takes a lock per runtime, so
+    their calls run one at a time (kl_wait holds it until the device is
+    done). Threads that should run ops at the same time make one each.
     """
 
     def __init__(self, image=None, lib=None, poison=False):

@@ -4,7 +4,8 @@
 // calls take no lock, and two threads enqueueing and waiting on one Runtime
 // at once fail (invalid events, crashes in the OpenCL runtime). Threads that
 // run ops at the same time make a Runtime each (tested), or serialise their
-// calls on a shared one. With runtime-compiler toolchains the
+// calls on a shared one, as the C ABI does (kl_c.h: a lock per runtime).
+// With runtime-compiler toolchains the
 // library embeds one device image per ISA/arch plus a portable SPIR-V image
 // and picks the best one the device accepts; single-source toolchains leave
 // that choice to their SYCL runtime.

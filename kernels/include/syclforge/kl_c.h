@@ -10,9 +10,9 @@
  *   valid and do nothing.
  * - NaN and Inf propagate as IEEE arithmetic says; reductions follow NumPy
  *   (max of a row holding NaN is NaN; argmax returns the first NaN's index).
- * - A kl_runtime is used by one thread at a time (its calls take no lock;
- *   two threads enqueueing and waiting on one at once fail). Threads that
- *   run ops at the same time create one each, or serialise their calls.
+ * - Threads may share a kl_runtime: its calls take a lock per runtime, so
+ *   they run one at a time (kl_wait holds it until the device is done).
+ *   Threads that should run ops at the same time create one each.
  */
 #ifndef SYCLFORGE_KL_C_H
 #define SYCLFORGE_KL_C_H
