@@ -151,67 +151,31 @@ def test_gemm_rows_do_not_depend_on_how_many(rt, rng, M, N, K):
     check("gemm", big, R.gemm(x, w), x=x, w=w)
 
 
-def test_threads_with_a_runtime_each_run_ops_at_the_same_time(kl_lib, rng):
-    """kl.hpp's threading contract: a Runtime is for one thread at a time,
-    and threads that run ops at once make one each. Three threads, their
-    own runtimes, 200 GEMMs each (the AVX2 launcher's several launches a
-    call, 192-row tiles and the few-row rest): every product as the same
-    call made alone, and no error. Shared process-wide state (a loader
-    table, a kernel cache, the OpenCL platform) would show here."""
-    import threading
-    image = "avx2" if "avx2" in IMAGES else IMAGES[0]
-    n = 3
-    rts = [Runtime(image, lib=kl_lib) for _ in range(n)]
-    try:
-        xs = [normal(rng, 200, 40) for _ in range(n)]
-        ws = [normal(rng, 24, 40) for _ in range(n)]
-        want = [rts[i].gemm(xs[i], ws[i]) for i in range(n)]
-        bad, errors = [], []
-
-        def run_gemms(i):
-            try:
-                for _ in range(200):
-                    if not np.array_equal(rts[i].gemm(xs[i], ws[i]), want[i]):
-                        bad.append(i)
-            except Exception as e:  # a failed call: reported below, not lost in the thread
-                errors.append(f"{type(e).__name__}: {e}")
-
-        threads = [threading.Thread(target=run_gemms, args=(i,)) for i in range(n)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert not errors, errors[:3]
-        assert not bad, f"{len(bad)} of {200 * n} products differ from the same call made alone"
-    finally:
-        for r in rts:
-            r.close()
-
-
-def test_threads_sharing_one_runtime_through_the_c_abi(kl_lib):
-    """The C ABI takes a lock per runtime (kl_c.h): four Python threads
-    sharing one runtime, 1000 small GEMMs each (to the device, the op,
-    kl_wait, back), every product as the same call made alone and no error.
-    Without the lock this failed in 5 of 5 runs (with 300 GEMMs a thread,
-    2 of 3): kl_wait reporting UR_RESULT_ERROR_INVALID_EVENT, or a segfault
-    in the OpenCL runtime, so it runs in a process of its own."""
+def gemms_in_threads(kl_lib, threads, calls, shape_x, shape_w, shared):
+    """Run `threads` Python threads of `calls` GEMMs each, on one shared
+    runtime or a runtime each, in a process of its own (a failure there can
+    be a segfault); the last line it prints: how many products differed from
+    the same call made alone, and the errors raised."""
     image = "avx2" if "avx2" in IMAGES else IMAGES[0]
     script = f"""
 import sys, threading
 sys.path.insert(0, {str(REPO / "kernels" / "python")!r})
 import numpy as np
 from syclforge_kl import Runtime
-rt = Runtime({image!r}, lib={str(kl_lib)!r})
+n = {threads}
+if {shared!r}:
+    rts = [Runtime({image!r}, lib={str(kl_lib)!r})] * n
+else:
+    rts = [Runtime({image!r}, lib={str(kl_lib)!r}) for _ in range(n)]
 rng = np.random.default_rng(0)
-n = 4
-xs = [rng.standard_normal((200, 8)).astype(np.float32) for _ in range(n)]
-ws = [rng.standard_normal((32, 8)).astype(np.float32) for _ in range(n)]
-want = [rt.gemm(xs[i], ws[i]) for i in range(n)]
+xs = [rng.standard_normal({shape_x!r}).astype(np.float32) for _ in range(n)]
+ws = [rng.standard_normal({shape_w!r}).astype(np.float32) for _ in range(n)]
+want = [rts[i].gemm(xs[i], ws[i]) for i in range(n)]
 bad, errors = [], []
 def go(i):
-    for _ in range(1000):
+    for _ in range({calls}):
         try:
-            if not np.array_equal(rt.gemm(xs[i], ws[i]), want[i]):
+            if not np.array_equal(rts[i].gemm(xs[i], ws[i]), want[i]):
                 bad.append(i)
         except Exception as e:
             errors.append(str(e))
@@ -224,7 +188,29 @@ print("bad", len(bad), "errors", len(errors), errors[:2])
 """
     proc = run([sys.executable, "-c", script], timeout=240)
     assert proc.returncode == 0, f"rc {proc.returncode}: {proc.stdout[-500:]} {proc.stderr[-1500:]}"
-    assert "bad 0 errors 0 []" in proc.stdout, proc.stdout
+    return proc.stdout
+
+
+def test_threads_with_a_runtime_each_run_ops_at_the_same_time(kl_lib):
+    """kl.hpp's threading contract: a Runtime is for one thread at a time,
+    and threads that run ops at once make one each. Three threads, their
+    own runtimes, 200 GEMMs each (the AVX2 launcher's several launches a
+    call, 192-row tiles and the few-row rest): every product as the same
+    call made alone, and no error. Shared process-wide state (a loader
+    table, a kernel cache, the OpenCL platform) would show here."""
+    out = gemms_in_threads(kl_lib, 3, 200, (200, 40), (24, 40), shared=False)
+    assert "bad 0 errors 0 []" in out, out
+
+
+def test_threads_sharing_one_runtime_through_the_c_abi(kl_lib):
+    """The C ABI takes a lock per runtime (kl_c.h): four Python threads
+    sharing one runtime, 1000 small GEMMs each (to the device, the op,
+    kl_wait, back), every product as the same call made alone and no error.
+    Without the lock this failed in 5 of 5 runs (with 300 GEMMs a thread,
+    2 of 3): kl_wait reporting UR_RESULT_ERROR_INVALID_EVENT, or a segfault
+    in the OpenCL runtime."""
+    out = gemms_in_threads(kl_lib, 4, 1000, (200, 8), (32, 8), shared=True)
+    assert "bad 0 errors 0 []" in out, out
 
 
 def test_gemm_is_x_times_w_transposed(rt):
