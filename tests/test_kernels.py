@@ -127,7 +127,9 @@ GEMM_SHAPES = [(1, 1, 1), (7, 33, 65), (33, 7, 129), (65, 129, 33), (129, 65, 30
                # AVX2 (launch_free.cpp): 192-row tiles, then a 96 and a 64 (350), a 96 and a 32 (292), the
                # few-row GEMM (200), or one more 192 (370); M 33 and 64 its 64-row mid tile, whose partial k
                # tiles take the gather's general walk
-               (350, 70, 300), (370, 70, 300), (292, 70, 300)]
+               (350, 70, 300), (370, 70, 300), (292, 70, 300),
+               # from K = 1024 the 192-row tile's k tiles are 256 long: whole ones and a tail
+               (200, 40, 1100)]
 
 
 @pytest.mark.parametrize("M,N,K", GEMM_SHAPES)
@@ -136,7 +138,7 @@ def test_gemm(rt, rng, M, N, K):
     check("gemm", rt.gemm(x, w), R.gemm(x, w), x=x, w=w)
 
 
-@pytest.mark.parametrize("M,N,K", [(350, 70, 300), (580, 33, 257)])
+@pytest.mark.parametrize("M,N,K", [(350, 70, 300), (580, 33, 257), (350, 20, 1030)])
 def test_gemm_rows_do_not_depend_on_how_many(rt, rng, M, N, K):
     """Every tile sums a row of y in k order, so rows 0..149 of a big GEMM
     are bit-identical to a 150-row GEMM of the same rows, though other

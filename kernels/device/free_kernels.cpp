@@ -160,6 +160,11 @@ KL_KERNEL(2) kl_gemm_big(usm<const float> x, usm<const float> w, usm<float> y, u
   auto it = item<2>();
   ops::gemm_tile<ops::GemmBig>(it, x, w, y, M, N, K, local_floats<ops::GemmBig::LOCAL>(it), f);
 }
+KL_KERNEL(2) kl_gemm_big_long_k(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K,
+                                ops::Faults f) {
+  auto it = item<2>();
+  ops::gemm_tile<ops::GemmBigLongK>(it, x, w, y, M, N, K, local_floats<ops::GemmBigLongK::LOCAL>(it), f);
+}
 KL_KERNEL(2) kl_gemm_wide(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();
   ops::gemm_tile<ops::GemmWide>(it, x, w, y, M, N, K, local_floats<ops::GemmWide::LOCAL>(it), f);

@@ -54,6 +54,16 @@ using Gemm = GemmTiles<6, 2, 16, 16, 128, COPY_SHUFFLE8>;
 // gives it whole row tiles of 192 (and a last one short of fewer than 32
 // rows), the rest to Gemm and gemm_mid's tiles.
 using GemmBig = GemmTiles<6, 2, 16, 32, 128, COPY_SHUFFLE8>;
+// The same tile with k tiles of 256 where K >= GEMM_LONG_K: a sub-group
+// runs twice the k between barriers (each barrier saves and reloads its 12
+// accumulators) and copies whole cache lines of w. Against BK 128
+// (compare.py --image avx2, Zen 4, both orders): 0.92-0.97x the time at
+// 2048^3 and 576x768x2048, 0.97-0.98x at 1024^3, 0.99-1.00 at K = 768 and
+// 1000, but 1.03x at K = 288 and 300 (one whole k tile and a tail instead
+// of two). BK 512 (64 KiB of w, twice the L1D): 0.98-1.00x at 1024^3 and
+// 2048^3. AVX-512's 256-row tile at BK 256: 0.97-1.02x, left at 128.
+using GemmBigLongK = GemmTiles<6, 2, 16, 32, 256, COPY_SHUFFLE8>;
+constexpr size_t GEMM_LONG_K = 1024;
 // Where a vector holds 16 floats (AVX-512, 32 vector registers): 4 x 4
 // accumulators ran 0.88-0.93x Gemm's time at 512^3-2048^3 (Xeon,
 // compare.py; on AVX2, with 16 registers, 1.16-1.43x), and BM 128 (L1 32)

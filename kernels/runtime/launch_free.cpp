@@ -117,7 +117,8 @@ void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_
       tiled<decltype(tiles)>(name, rt, x + m0 * K, w, y + m0 * N, rows, N, K);
       m0 += rows;
     };
-    if (big) part(ops::GemmBig{}, "kl_gemm_big", big);
+    if (big && K >= ops::GEMM_LONG_K) part(ops::GemmBigLongK{}, "kl_gemm_big_long_k", big);
+    else if (big) part(ops::GemmBig{}, "kl_gemm_big", big);
     if (r > size_t(ops::Gemm::BM)) part(ops::Gemm{}, "kl_gemm", ops::Gemm::BM), r -= ops::Gemm::BM;
     if (r > ops::GEMM_MID_MAX_M) part(ops::Gemm{}, "kl_gemm", r);
     else if (r > ops::GEMM_FEW_MAX_M) gemm_mid(rt, x + m0 * K, w, y + m0 * N, r, N, K);
