@@ -58,7 +58,7 @@ using GemmBig = GemmTiles<6, 2, 16, 32, 128, COPY_SHUFFLE8>;
 // runs twice the k between barriers (each barrier saves and reloads its 12
 // accumulators) and copies whole cache lines of w. Against BK 128
 // (compare.py --image avx2, Zen 4, both orders): 0.92-0.97x the time at
-// 2048^3 and 576x768x2048, 0.97-0.98x at 1024^3, 0.99-1.00 at K = 768 and
+// 2048^3 and 576x768x2048, 0.97-0.99x at 1024^3, 0.99-1.00 at K = 768 and
 // 1000, but 1.03x at K = 288 and 300 (one whole k tile and a tail instead
 // of two). BK 512 (64 KiB of w, twice the L1D): 0.98-1.00x at 1024^3 and
 // 2048^3. AVX-512's 256-row tile at BK 256: 0.97-1.02x, left at 128.
