@@ -124,11 +124,12 @@ GEMM_SHAPES = [(1, 1, 1), (7, 33, 65), (33, 7, 129), (65, 129, 33), (129, 65, 30
                # launch_free.cpp): M 20 the mid tile, 100 AVX-512's row tile of 128, 200 and 456 its
                # tile of 256 (the same rows rounded up by 128 or 256)
                (20, 70, 300), (100, 70, 300), (200, 70, 256), (456, 70, 300),
-               # AVX2 (launch_free.cpp): 192-row tiles, then a 96 and a 64 (350), a 96 and a 32 (292), the
-               # few-row GEMM (200), or one more 192 (370); M 33 and 64 its 64-row mid tile, whose partial k
-               # tiles take the gather's general walk
+               # AVX2 (launch_free.cpp): from M 33 bands of up to ~288 rows (350: two of 180 and 170, the
+               # last row block short; thinner bands where the columns leave a compute unit few), k tiles of equal length up to 512, the last K % 8 copied lane by lane
+               # (K 300: one of 300); M 20 (and 33 to 64 on AVX-512) the mid tiles, whose partial k tiles
+               # take the gather's general walk
                (350, 70, 300), (370, 70, 300), (292, 70, 300),
-               # from K = 1024 the 192-row tile's k tiles are 256 long: whole ones and a tail
+               # three k tiles (368, 368, 364): each band's rows reloaded from y between them
                (200, 40, 1100)]
 
 
@@ -142,10 +143,10 @@ def test_gemm(rt, rng, M, N, K):
 def test_gemm_rows_do_not_depend_on_how_many(rt, rng, M, N, K):
     """Every tile sums a row of y in k order, so rows 0..149 of a big GEMM
     are bit-identical to a 150-row GEMM of the same rows, though other
-    tiles compute them: on AVX2 the big one's 192-row tiles, a 96 and the
-    64-row mid tile against a 96 and the mid tile (launch_free.cpp), on
-    AVX-512 tiles of 128 against one of 256. A tile kind that computes
-    some rows differently (another sum order, a row or k offset off by
+    tiles compute them: on AVX2 bands of other heights (350 rows: 180 and
+    170 on 2 compute units; 150: 78 and 72; launch_free.cpp), on AVX-512
+    tiles of 128 against one of 256. A tile kind that computes some rows
+    differently (another sum order, a row or k offset off by
     one) breaks the identity even where it stays within the tolerance."""
     x, w = normal(rng, M, K), normal(rng, N, K, scale=0.5)
     big, small = rt.gemm(x, w), rt.gemm(x[:150], w)
@@ -196,8 +197,8 @@ print("bad", len(bad), "errors", len(errors), errors[:2])
 def test_threads_with_a_runtime_each_run_ops_at_the_same_time(kl_lib):
     """kl.hpp's threading contract: a Runtime is for one thread at a time,
     and threads that run ops at once make one each. Three threads, their
-    own runtimes, 200 GEMMs each (the AVX2 launcher's several launches a
-    call, 192-row tiles and the few-row rest): every product as the same
+    own runtimes, 200 GEMMs each (200 x 24 x 40: AVX2's bands, AVX-512's
+    row tiles): every product as the same
     call made alone, and no error. Shared process-wide state (a loader
     table, a kernel cache, the OpenCL platform) would show here."""
     out = gemms_in_threads(kl_lib, 3, 200, (200, 40), (24, 40), shared=False)

@@ -156,14 +156,10 @@ KL_KERNEL(2) kl_gemm(usm<const float> x, usm<const float> w, usm<float> y, ul M,
   auto it = item<2>();
   ops::gemm_tile<ops::Gemm>(it, x, w, y, M, N, K, local_floats<ops::Gemm::LOCAL>(it), f);
 }
-KL_KERNEL(2) kl_gemm_big(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
+KL_KERNEL(2) kl_gemm_band(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ul band, ul kt,
+                          ops::Faults f) {
   auto it = item<2>();
-  ops::gemm_tile<ops::GemmBig>(it, x, w, y, M, N, K, local_floats<ops::GemmBig::LOCAL>(it), f);
-}
-KL_KERNEL(2) kl_gemm_big_long_k(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K,
-                                ops::Faults f) {
-  auto it = item<2>();
-  ops::gemm_tile<ops::GemmBigLongK>(it, x, w, y, M, N, K, local_floats<ops::GemmBigLongK::LOCAL>(it), f);
+  ops::gemm_band<ops::GemmBand>(it, x, w, y, M, N, K, band, kt, local_floats<ops::GemmBand::LOCAL>(it), f);
 }
 KL_KERNEL(2) kl_gemm_wide(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();
@@ -180,10 +176,6 @@ KL_KERNEL(2) kl_gemm_wide_mid(usm<const float> x, usm<const float> w, usm<float>
 KL_KERNEL(2) kl_gemm_mid(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
   auto it = item<2>();
   ops::gemm_tile<ops::GemmMid>(it, x, w, y, M, N, K, local_floats<ops::GemmMid::LOCAL>(it), f);
-}
-KL_KERNEL(2) kl_gemm_mid64(usm<const float> x, usm<const float> w, usm<float> y, ul M, ul N, ul K, ops::Faults f) {
-  auto it = item<2>();
-  ops::gemm_tile<ops::GemmMid64>(it, x, w, y, M, N, K, local_floats<ops::GemmMid64::LOCAL>(it), f);
 }
 KL_KERNEL(2) kl_gemv(usm<const float> x, usm<const float> w, usm<float> y, ul N, ul K, ops::Faults f) {
   auto it = item<2>();

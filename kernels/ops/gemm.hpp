@@ -45,25 +45,10 @@ template <int RM_, int RN_, int L0_, int L1_, int BK_, GemmCopy COPY_ = COPY_GAT
 // copy ~10%: compare.py 0.93-0.96x the time at 512^3 and 1024^3, 0.82-0.84x
 // at prefill's 62x768x2048 and 62x2048x768.
 // Measured on AVX2 (Zen 3), /tmp sweeps of RM x RN x L0 x L1 x BK: BM 96,
-// BN 32 for large M; BM 32 wastes fewer rows for 16 < M <= 64 (on AVX2
-// now 16 < M <= 32: GemmMid64 below).
+// BN 32 for large M; BM 32 wastes fewer rows for 16 < M <= 64. Both now
+// serve SSE4.2 (Gemm) and AVX2's 16 < M <= 32 (GemmMid); AVX2's larger
+// products take gemm_band's bands (below).
 using Gemm = GemmTiles<6, 2, 16, 16, 128, COPY_SHUFFLE8>;
-// BM 192: a copied w tile feeds twice the rows; 0.95-0.96x Gemm's time at
-// 576x512^2, 1152x1024^2 and 2112x2048^2 (Zen 4, avx2 image, compare.py,
-// shapes where neither tile computes a row for nothing). launch_free.cpp
-// gives it whole row tiles of 192 (and a last one short of fewer than 32
-// rows), the rest to Gemm and gemm_mid's tiles.
-using GemmBig = GemmTiles<6, 2, 16, 32, 128, COPY_SHUFFLE8>;
-// The same tile with k tiles of 256 where K >= GEMM_LONG_K: a sub-group
-// runs twice the k between barriers (each barrier saves and reloads its 12
-// accumulators) and copies whole cache lines of w. Against BK 128
-// (compare.py --image avx2, Zen 4, both orders): 0.92-0.97x the time at
-// 2048^3 and 576x768x2048, 0.97-0.99x at 1024^3, 0.99-1.00 at K = 768 and
-// 1000, but 1.03x at K = 288 and 300 (one whole k tile and a tail instead
-// of two). BK 512 (64 KiB of w, twice the L1D): 0.98-1.00x at 1024^3 and
-// 2048^3. AVX-512's 256-row tile at BK 256: 0.97-1.02x, left at 128.
-using GemmBigLongK = GemmTiles<6, 2, 16, 32, 256, COPY_SHUFFLE8>;
-constexpr size_t GEMM_LONG_K = 1024;
 // Where a vector holds 16 floats (AVX-512, 32 vector registers): 4 x 4
 // accumulators ran 0.88-0.93x Gemm's time at 512^3-2048^3 (Xeon,
 // compare.py; on AVX2, with 16 registers, 1.16-1.43x), and BM 128 (L1 32)
@@ -76,12 +61,26 @@ using GemmWide = GemmTiles<4, 4, 16, 32, 128, COPY_SCATTER>;
 using GemmWideBig = GemmTiles<4, 4, 16, 64, 128, COPY_SCATTER>;
 using GemmWideMid = GemmTiles<4, 4, 16, 16, 128, COPY_SCATTER>;
 using GemmMid = GemmTiles<4, 2, 16, 8, 128, COPY_SHUFFLE8>;
-// AVX2, 32 < M <= 64: 4 x 3 accumulators (as many as Gemm's 6 x 2) over 64
-// rows, 0.88-0.92x the time of Gemm's 6 x 2 over 72 rows at prefill's M =
-// 62, which ran 0.93-0.98x GemmMid's (Zen 4, compare.py). Its rows of
-// work-items do not split into its 3 column sets: the gather's general walk.
-using GemmMid64 = GemmTiles<4, 3, 16, 16, 128, COPY_SHUFFLE8>;
 constexpr size_t GEMM_MID_MAX_M = 64;
+
+// The 8 x 8 block of w at rows row0.. (past N: clamped), k0.., written
+// transposed: dst[c * ld + lane] = w[row0 + lane][k0 + c], by a sub-group of
+// 8 lanes: 8 vector loads along k, a transpose in registers (shuffles and
+// selects), 8 vector stores.
+inline void copy_block8(const sycl::sub_group &sg, int lane, const float *w, size_t N, size_t K, size_t row0,
+                        size_t k0, float *dst, size_t ld) {
+  // v[r][l] = w[row0 + r][k0 + l]; wanted: t[c][l] = v[l][c]
+  float v[8], c8[8];
+  for (int r = 0; r < 8; ++r) v[r] = w[imin(row0 + r, N - 1) * K + k0 + lane];
+  // a[r][l] = v[r][(l + r) % 8]; c8[j][m] = a[(j - m) % 8][m] = v[(j - m) % 8][j]
+  for (int r = 0; r < 8; ++r) v[r] = sycl::select_from_group(sg, v[r], (lane + r) & 7);
+  for (int j = 0; j < 8; ++j) {
+    c8[j] = v[0];
+    for (int r = 1; r < 8; ++r) c8[j] = ((j - lane) & 7) == r ? v[r] : c8[j];
+  }
+  // t[c][l] = c8[c][(c - l) % 8] = v[l][c]
+  for (int c = 0; c < 8; ++c) dst[c * ld + lane] = sycl::select_from_group(sg, c8[c], (c - lane) & 7);
+}
 
 // A work-group's copy of the w tile (rows n0.., k0 + [0, kc)) into ws[k][n],
 // transposed, as Tiles::COPY says (above).
@@ -109,18 +108,7 @@ inline void copy_w_tile(const sycl::nd_item<2> &it, const float *w, size_t N, si
       const int b1 = b0 + per < BLOCKS ? b0 + per : BLOCKS;
       for (int b = b0; b < b1; ++b) {
         const int kb = b % (BK / 8), nb = b / (BK / 8);
-        // v[r][l] = w[n0 + 8 nb + r][k0 + 8 kb + l]; wanted: t[c][l] = v[l][c]
-        float v[8], c8[8];
-        for (int r = 0; r < 8; ++r) v[r] = w[imin(n0 + 8 * nb + r, N - 1) * K + k0 + 8 * kb + lane];
-        // a[r][l] = v[r][(l + r) % 8]; c8[j][m] = a[(j - m) % 8][m] = v[(j - m) % 8][j]
-        for (int r = 0; r < 8; ++r) v[r] = sycl::select_from_group(sg, v[r], (lane + r) & 7);
-        for (int j = 0; j < 8; ++j) {
-          c8[j] = v[0];
-          for (int r = 1; r < 8; ++r) c8[j] = ((j - lane) & 7) == r ? v[r] : c8[j];
-        }
-        // t[c][l] = c8[c][(c - l) % 8] = v[l][c]
-        for (int c = 0; c < 8; ++c)
-          ws[(8 * kb + c) * BN + 8 * nb + lane] = sycl::select_from_group(sg, c8[c], (c - lane) & 7);
+        copy_block8(sg, lane, w, N, K, n0 + 8 * nb, k0 + 8 * kb, ws + 8 * kb * BN + 8 * nb, BN);
       }
     }
   }
@@ -219,6 +207,87 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
       if (m < M && n < N) y[m * N + n] = acc[i][j];
     }
 }
+
+// Bands (AVX2, M > 32): a work-group is one sub-group of 8 lanes that
+// computes a band of rows (a multiple of RM, given at launch) x BN = 2 x 8
+// columns of y. For each k tile (kt long, at most BK, given at launch) it
+// copies the w tile transposed into ws, then runs every RM-row block of the
+// band through it, each block's 6 x 2 accumulators loaded from y and stored
+// back (exact: floats as they were). Each lane copies and reads only its
+// own columns of ws (lane and lane + 8), so there is no barrier; the sums
+// run in k order as gemm_tile's do, bit for bit the same.
+// Why: gemm_tile's work-group of 64 sub-groups ran them one after another
+// between two barriers a k tile, each saving and reloading 12 accumulators,
+// and its x rows were read 128 floats at a time; here a block's x rows
+// stream up to 512 floats (whole k tiles of 512: 32 KiB of w, the L1D).
+// Against the 192- and 96-row tiles and GemmMid64 (Zen 4, avx2 image, an
+// interleaved A/B in one process): 0.77-0.91x the time at 512^3, 0.87-0.92x
+// at 1024^3, 0.88-0.94x at 2048^3, 0.84x at 200x2048x2048, 0.75-0.79x at
+// 300x200x300, 0.91-0.94x at 100x768^2; prefill's 62-row products
+// 0.92-1.08x (noise), 33x2048x768 1.00; at 20x768^2 1.03-1.08x, so GemmMid
+// keeps M <= 32. Bands of ~288 rows (192 and 384 within 1-2%, 128 2-5%
+// slower); k tiles of at most 256 or 384 ran 1.03-1.06x 512's.
+// (An int copy of get_local_id(1) as the lane, in the copy and the column
+// addresses, made the whole 1.05-1.10x slower: hence sg's lane and size_t.)
+template <int RM_, int BK_> struct GemmBandTiles {
+  static constexpr int RM = RM_, RN = 2, L0 = 8, BK = BK_, BN = RN * L0;
+  static constexpr int LOCAL = BK * BN; // floats of local memory
+};
+template <typename Tiles>
+inline void gemm_band(const sycl::nd_item<2> &it, const float *x, const float *w, float *y, size_t M, size_t N,
+                      size_t K, size_t band, size_t kt, float *ws, Faults f) {
+  constexpr int RM = Tiles::RM, RN = Tiles::RN, L0 = Tiles::L0, BN = Tiles::BN;
+  const auto sg = it.get_sub_group();
+  const int lane = int(sg.get_local_id()[0]);
+  const bool shuffle = sg.get_max_local_range()[0] == 8;
+  const size_t mb0 = it.get_group(0) * band, mb1 = imin(M, mb0 + band);
+  const size_t nw = it.get_group(1) * BN, n0 = nw + it.get_local_id(1);
+  const bool whole_n = nw + BN <= N;
+  for (size_t k0 = 0; k0 < K; k0 += kt) {
+    const size_t kc = imin(kt, K - k0), kc8 = shuffle ? kc - kc % 8 : 0;
+    for (int nb = 0; nb < RN; ++nb) // 8 rows of w at a time: 8 streams for the hardware prefetcher
+      for (int kb = 0; kb < Tiles::BK; kb += 8)
+        if (size_t(kb) < kc8) copy_block8(sg, lane, w, N, K, nw + 8 * nb, k0 + kb, ws + kb * BN + 8 * nb, BN);
+    for (size_t kk = kc8; kk < kc; ++kk) // the rest: each lane its own columns
+      for (int j = 0; j < RN; ++j) ws[kk * BN + it.get_local_id(1) + j * L0] = w[imin(n0 + j * L0, N - 1) * K + k0 + kk];
+    // the fault: the last k of K left out
+    const size_t kn = has(f, fault::GEMM_K_TAIL) && k0 + kc == K ? kc - 1 : kc;
+    const float *wk = ws + it.get_local_id(1);
+    for (size_t m0 = mb0; m0 < mb1; m0 += RM) {
+      const bool whole = whole_n && m0 + RM <= M;
+      float acc[RM][RN];
+      for (int i = 0; i < RM; ++i)
+        for (int j = 0; j < RN; ++j)
+          acc[i][j] = k0 == 0 ? 0.f
+                      : whole ? y[(m0 + i) * N + n0 + j * L0]
+                              : y[imin(m0 + i, M - 1) * N + imin(n0 + j * L0, N - 1)];
+      size_t xr[RM]; // the same in every lane: x loads are broadcasts
+      for (int i = 0; i < RM; ++i) xr[i] = imin(m0 + i, M - 1) * K + k0; // rows past M: clamped, not stored
+#pragma unroll 8
+      for (size_t kk = 0; kk < kn; ++kk) {
+        float b[RN];
+        for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
+        for (int i = 0; i < RM; ++i) {
+          float a = x[xr[i] + kk];
+          for (int j = 0; j < RN; ++j) acc[i][j] = madd(a, b[j], acc[i][j]);
+        }
+      }
+      if (has(f, fault::GEMM_HALF_ACC))
+        for (int i = 0; i < RM; ++i)
+          for (int j = 0; j < RN; ++j) acc[i][j] = half_round(acc[i][j]);
+      if (whole) {
+        for (int i = 0; i < RM; ++i)
+          for (int j = 0; j < RN; ++j) y[(m0 + i) * N + n0 + j * L0] = acc[i][j];
+      } else {
+        for (int i = 0; i < RM; ++i)
+          for (int j = 0; j < RN; ++j)
+            if (m0 + i < M && n0 + j * L0 < N) y[(m0 + i) * N + n0 + j * L0] = acc[i][j];
+      }
+    }
+  }
+}
+using GemmBand = GemmBandTiles<6, 512>;
+constexpr size_t GEMM_BAND_ROWS = 288; // rows a band, where that leaves enough bands (launch_free.cpp)
 
 // Few-row products (GEMV for decode, GEMM with small M): no transposed
 // tile, since each weight is used only M times. A work-group has

@@ -102,35 +102,37 @@ template <typename T> void tiled(const char *name, Runtime &rt, const float *x, 
   rt.impl().launch<2>(name, r2{up(M, T::BM) / T::RM, up(N, T::BN) / T::RN}, r2{T::L1, T::L0}, x, w, y, (ul)M,
                       (ul)N, (ul)K);
 }
+// ops::gemm_band (AVX2): a work-group of one sub-group per band x 16 columns;
+// bands of about GEMM_BAND_ROWS rows, thinner where that would leave fewer
+// than 4 work-groups a compute unit; k tiles of equal length, at most BK
+// and a multiple of 8 (only the last one short)
+static void banded(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
+  using T = ops::GemmBand;
+  auto cdiv = [](size_t a, size_t b) { return (a + b - 1) / b; };
+  const size_t cols = cdiv(N, T::BN);
+  const size_t bands = std::min(std::max(cdiv(M, ops::GEMM_BAND_ROWS), cdiv(4 * rt.impl().compute_units, cols)),
+                                cdiv(M, T::RM));
+  const size_t band = up(cdiv(M, bands), T::RM), tiles = cdiv(K, T::BK), kt = up(cdiv(K, tiles), 8);
+  rt.impl().launch<2>("kl_gemm_band", r2{cdiv(M, band), cols * T::L0}, r2{1, T::L0}, x, w, y, (ul)M, (ul)N,
+                      (ul)K, (ul)band, (ul)kt);
+}
 void gemm(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
   if (lanes(rt) >= 16) { // gemm.hpp: AVX-512; the big row tile where it wastes no more rows
     if (up(M, ops::GemmWideBig::BM) == up(M, ops::GemmWide::BM))
       tiled<ops::GemmWideBig>("kl_gemm_wide_big", rt, x, w, y, M, N, K);
     else tiled<ops::GemmWide>("kl_gemm_wide", rt, x, w, y, M, N, K);
-  } else if (lanes(rt) != 8) { // SSE4.2: GemmBig ran 1.07x Gemm's time (576x512^2)
+  } else if (lanes(rt) != 8) { // SSE4.2: 96-row tiles (192 rows ran 1.07x their time, 576x512^2)
     tiled<ops::Gemm>("kl_gemm", rt, x, w, y, M, N, K);
-  } else { // AVX2 (gemm.hpp): row tiles of 192 as far as they go; the rest (under 161 rows) by Gemm's 96 rows,
-           // gemm_mid's tiles or gemm_few, a launch each (~5 us, against 0.1 ms and more of GEMM)
-    size_t m0 = 0, r = M % ops::GemmBig::BM, big = M - r;
-    if (r > size_t(ops::GemmBig::BM - ops::GemmMid::BM)) big = M, r = 0;
-    auto part = [&](auto tiles, const char *name, size_t rows) {
-      tiled<decltype(tiles)>(name, rt, x + m0 * K, w, y + m0 * N, rows, N, K);
-      m0 += rows;
-    };
-    if (big && K >= ops::GEMM_LONG_K) part(ops::GemmBigLongK{}, "kl_gemm_big_long_k", big);
-    else if (big) part(ops::GemmBig{}, "kl_gemm_big", big);
-    if (r > size_t(ops::Gemm::BM)) part(ops::Gemm{}, "kl_gemm", ops::Gemm::BM), r -= ops::Gemm::BM;
-    if (r > ops::GEMM_MID_MAX_M) part(ops::Gemm{}, "kl_gemm", r);
-    else if (r > ops::GEMM_FEW_MAX_M) gemm_mid(rt, x + m0 * K, w, y + m0 * N, r, N, K);
-    else if (r) gemm_few(rt, x + m0 * K, w, y + m0 * N, r, N, K); // as api.cpp's choice for so few rows
+  } else { // AVX2 (gemm.hpp)
+    banded(rt, x, w, y, M, N, K);
   }
 }
 void gemm_mid(Runtime &rt, const float *x, const float *w, float *y, size_t M, size_t N, size_t K) {
   // AVX-512: the wide tiles as soon as a row tile of theirs wastes no more rows than two of GemmMid's
   if (lanes(rt) >= 16 && M > size_t(ops::GemmMid::BM))
     tiled<ops::GemmWideMid>("kl_gemm_wide_mid", rt, x, w, y, M, N, K);
-  else if (lanes(rt) == 8 && M > size_t(ops::GemmMid::BM)) // AVX2: 12 accumulators over 64 rows
-    tiled<ops::GemmMid64>("kl_gemm_mid64", rt, x, w, y, M, N, K);
+  else if (lanes(rt) == 8 && M > size_t(ops::GemmMid::BM)) // AVX2: bands from 33 rows (gemm.hpp)
+    banded(rt, x, w, y, M, N, K);
   else tiled<ops::GemmMid>("kl_gemm_mid", rt, x, w, y, M, N, K);
 }
 
