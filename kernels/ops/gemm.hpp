@@ -249,7 +249,8 @@ inline void gemm_band(const sycl::nd_item<2> &it, const float *x, const float *w
       for (int kb = 0; kb < Tiles::BK; kb += 8)
         if (size_t(kb) < kc8) copy_block8(sg, lane, w, N, K, nw + 8 * nb, k0 + kb, ws + kb * BN + 8 * nb, BN);
     for (size_t kk = kc8; kk < kc; ++kk) // the rest: each lane its own columns
-      for (int j = 0; j < RN; ++j) ws[kk * BN + it.get_local_id(1) + j * L0] = w[imin(n0 + j * L0, N - 1) * K + k0 + kk];
+      for (int j = 0; j < RN; ++j)
+        ws[kk * BN + it.get_local_id(1) + j * L0] = w[imin(n0 + j * L0, N - 1) * K + k0 + kk];
     // the fault: the last k of K left out
     const size_t kn = has(f, fault::GEMM_K_TAIL) && k0 + kc == K ? kc - 1 : kc;
     const float *wk = ws + it.get_local_id(1);
