@@ -147,6 +147,20 @@ inline void copy_w_tile(const sycl::nd_item<2> &it, const float *w, size_t N, si
   }
 }
 
+// One k step of a tile: RN weights from the transposed w tile (ws[k][n],
+// this lane's columns L0 apart), each x row's value broadcast, RM x RN FMAs
+// (gemm_tile and gemm_band).
+template <int RN, int L0, int BN, int RM, typename Index>
+__attribute__((always_inline)) inline void tile_step(float (&acc)[RM][RN], const float *wk, const float *x,
+                                                     const size_t (&xr)[RM], Index kk) {
+  float b[RN];
+  for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
+  for (int i = 0; i < RM; ++i) {
+    float a = x[xr[i] + kk];
+    for (int j = 0; j < RN; ++j) acc[i][j] = madd(a, b[j], acc[i][j]);
+  }
+}
+
 // One work-group computes y[BM, BN] tile (group(0), group(1)) of
 // y[M,N] = x[M,K] . w[N,K]^T. ws: Tiles::LOCAL floats of local memory.
 template <typename Tiles>
@@ -168,22 +182,12 @@ inline void gemm_tile(const sycl::nd_item<2> &it, const float *x, const float *w
     if (kc == size_t(BK)) {
 #pragma unroll 8
       for (int kk = 0; kk < BK; ++kk) {
-        float b[RN];
-        for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
-        for (int i = 0; i < RM; ++i) {
-          float a = x[xr[i] + kk];
-          for (int j = 0; j < RN; ++j) acc[i][j] = madd(a, b[j], acc[i][j]);
-        }
+        tile_step<RN, L0, BN>(acc, wk, x, xr, kk);
       }
     } else {
       const size_t kn = has(f, fault::GEMM_K_TAIL) ? kc - 1 : kc;
       for (size_t kk = 0; kk < kn; ++kk) {
-        float b[RN];
-        for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
-        for (int i = 0; i < RM; ++i) {
-          float a = x[xr[i] + kk];
-          for (int j = 0; j < RN; ++j) acc[i][j] = madd(a, b[j], acc[i][j]);
-        }
+        tile_step<RN, L0, BN>(acc, wk, x, xr, kk);
       }
     }
     if (has(f, fault::GEMM_HALF_ACC))
@@ -266,12 +270,7 @@ inline void gemm_band(const sycl::nd_item<2> &it, const float *x, const float *w
       for (int i = 0; i < RM; ++i) xr[i] = imin(m0 + i, M - 1) * K + k0; // rows past M: clamped, not stored
 #pragma unroll 8
       for (size_t kk = 0; kk < kn; ++kk) {
-        float b[RN];
-        for (int j = 0; j < RN; ++j) b[j] = wk[kk * BN + j * L0];
-        for (int i = 0; i < RM; ++i) {
-          float a = x[xr[i] + kk];
-          for (int j = 0; j < RN; ++j) acc[i][j] = madd(a, b[j], acc[i][j]);
-        }
+        tile_step<RN, L0, BN>(acc, wk, x, xr, kk);
       }
       if (has(f, fault::GEMM_HALF_ACC))
         for (int i = 0; i < RM; ++i)
